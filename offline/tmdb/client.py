@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiolimiter import AsyncLimiter
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 from tenacity.wait import wait_base
 
 from offline.tmdb.config import TMDB_KINDS, TmdbConfig
@@ -68,8 +68,10 @@ class _RetryAfterOrBackoff(wait_base):
     """Wait what a 429's Retry-After asked (capped), otherwise exponential backoff with jitter."""
 
     def __init__(self, config: TmdbConfig) -> None:
-        self._backoff = wait_exponential_jitter(
-            initial=config.backoff_initial, max=config.backoff_max, jitter=config.backoff_jitter
+        # initial * 2**(n-1) capped at backoff_max, plus up to backoff_jitter of random spread
+        # so many clients throttled together do not retry in lockstep.
+        self._backoff = wait_exponential(multiplier=config.backoff_initial, max=config.backoff_max) + wait_random(
+            0, config.backoff_jitter
         )
         self._cap = config.max_retry_after
 

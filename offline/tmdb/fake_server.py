@@ -96,7 +96,7 @@ class FakeTmdbServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self._host, self._port))
-        await web.SockSite(self._runner, sock, shutdown_timeout=1.0).start()
+        await web.SockSite(self._runner, sock).start()
         self.base_url = f"http://{self._host}:{sock.getsockname()[1]}"
         return self.base_url
 
