@@ -1,0 +1,37 @@
+"""Turn pydantic's validation errors into messages that name the element and the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+
+def _where(loc: tuple[Any, ...]) -> tuple[int | None, str | None]:
+    index = loc[0] if loc and isinstance(loc[0], int) else None
+    rest = loc[1:] if index is not None else loc
+    field = ".".join(str(part) for part in rest) or None
+    return index, field
+
+
+def describe(error: ValidationError, max_details: int = 20) -> dict[str, Any]:
+    """A 400 body: one readable `error` line plus structured `details`."""
+    details = []
+    for item in error.errors(include_url=False)[:max_details]:
+        index, field = _where(tuple(item["loc"]))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif item["type"] == "json_invalid":
+            message = f"body is not valid JSON ({item.get('ctx', {}).get('error', 'parse error')})"
+        details.append({"index": index, "field": field, "message": message})
+    first = details[0] if details else {"index": None, "field": None, "message": "invalid body"}
+    where = []
+    if first["index"] is not None:
+        where.append(f"element {first['index']}")
+    if first["field"]:
+        where.append(f"field '{first['field']}'")
+    line = (", ".join(where) + ": " if where else "body: ") + first["message"]
+    if error.error_count() > 1:
+        line += f" (and {error.error_count() - 1} more problem(s))"
+    return {"error": line, "details": details}

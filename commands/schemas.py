@@ -1,0 +1,125 @@
+"""What the write API accepts, as pydantic models (strict JSON types, unknown fields rejected).
+
+The rules that depend on configuration (registered item types, configured actions, how far in the
+future a timestamp may be) read a `ValidationContext` passed at validation time, so the models are
+plain data and the registry stays configuration.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from annotated_types import Len
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+
+from domain.item_types import ItemTypeRegistry
+from domain.weights import ActionWeights
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+@dataclass(frozen=True)
+class ValidationContext:
+    registry: ItemTypeRegistry
+    weights: ActionWeights
+    clock_skew_seconds: int
+    now: float = field(default_factory=time.time)
+
+
+def _context(info: ValidationInfo) -> ValidationContext:
+    context = info.context
+    assert isinstance(context, ValidationContext), "validate with context=ValidationContext(...)"
+    return context
+
+
+def _registered(value: str, info: ValidationInfo) -> str:
+    context = _context(info)
+    if value not in context.registry:
+        raise ValueError(f"unknown item type {value!r}; registered: {', '.join(context.registry.names)}")
+    return value
+
+
+def _not_future(value: int, info: ValidationInfo) -> int:
+    context = _context(info)
+    if value > context.now + context.clock_skew_seconds:
+        raise ValueError(
+            f"timestamp {value} is in the future (now is {int(context.now)}, "
+            f"allowed clock skew {context.clock_skew_seconds}s)"
+        )
+    if value < 0:
+        raise ValueError("timestamp must be Unix seconds, not negative")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class LegacyEvent(_Strict):
+    """One element of the older `POST /events` body: exactly these four fields."""
+
+    user_id: NonEmpty
+    item_id: NonEmpty
+    object_type: str
+    timestamp: int
+
+    _type = field_validator("object_type")(_registered)
+    _time = field_validator("timestamp")(_not_future)
+
+
+class InteractionIn(_Strict):
+    """One element of `POST /v1/events`."""
+
+    event_id: NonEmpty
+    user_id: NonEmpty
+    item_id: NonEmpty
+    item_type: str
+    action: str = "view"
+    value: float | None = Field(default=None, validate_default=True)
+    timestamp: int | None = None
+
+    _type = field_validator("item_type")(_registered)
+    _time = field_validator("timestamp")(lambda v, info: v if v is None else _not_future(v, info))
+
+    @field_validator("action")
+    @classmethod
+    def _configured(cls, value: str, info: ValidationInfo) -> str:
+        weights = _context(info).weights
+        if value not in weights:
+            raise ValueError(f"unknown action {value!r}; configured: {', '.join(weights.actions)}")
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _rating_has_value(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is None and info.data.get("action") == "rating":
+            raise ValueError("a 'rating' needs a numeric 'value'")
+        return value
+
+
+class ItemIn(_Strict):
+    """Catalog metadata for one item (`PUT /v1/items/{item_type}/{item_id}`)."""
+
+    title: Label | None = None
+    description: Annotated[str, StringConstraints(max_length=20_000)] | None = None
+    release_date: Annotated[str, StringConstraints(max_length=32)] | None = None
+    categories: Annotated[list[Label], Len(0, 100)] | None = None
+    keywords: Annotated[list[Label], Len(0, 200)] | None = None
+    creators: Annotated[list[Label], Len(0, 100)] | None = None
+
+
+class ItemWithIdIn(ItemIn):
+    """One element of the batch form `POST /v1/items`."""
+
+    item_type: str
+    item_id: NonEmpty
+
+    _type = field_validator("item_type")(_registered)
+
+
+def batch_of(model: type[BaseModel], max_items: int) -> Any:
+    """The type of a JSON array body of 1..max_items `model`s."""
+    return Annotated[list[model], Len(1, max_items)]  # type: ignore[valid-type]

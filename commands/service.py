@@ -1,0 +1,134 @@
+"""The write side: validate a whole request, turn it into events, append them in one batch.
+
+Nothing is appended unless every element is valid, and the append itself is all-or-nothing, so a
+rejected request leaves the log exactly as it was. Retries are safe: events carry ids (given by
+the client, or derived from the content for the older API and for catalog writes), and the log and
+the projections apply each id once.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cached_property
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from commands.schemas import (
+    InteractionIn,
+    ItemIn,
+    ItemWithIdIn,
+    LegacyEvent,
+    ValidationContext,
+    batch_of,
+)
+from domain.events import (
+    InteractionRecorded,
+    ItemCatalogued,
+    MovieAugurEvent,
+    content_event_id,
+    from_unix,
+)
+from domain.ports import AppendResult, EventLog
+from movieaugur.config import Settings
+
+
+class CommandService:
+    def __init__(self, log: EventLog, settings: Settings):
+        self.log = log
+        self.settings = settings
+
+    def context(self) -> ValidationContext:
+        return ValidationContext(
+            registry=self.settings.registry,
+            weights=self.settings.weights,
+            clock_skew_seconds=self.settings.clock_skew_seconds,
+            now=time.time(),
+        )
+
+    @cached_property
+    def _legacy_batch(self) -> TypeAdapter[list[LegacyEvent]]:
+        return TypeAdapter(batch_of(LegacyEvent, self.settings.max_batch))
+
+    @cached_property
+    def _interaction_batch(self) -> TypeAdapter[list[InteractionIn]]:
+        return TypeAdapter(batch_of(InteractionIn, self.settings.max_batch))
+
+    @cached_property
+    def _item_batch(self) -> TypeAdapter[list[ItemWithIdIn]]:
+        return TypeAdapter(batch_of(ItemWithIdIn, self.settings.max_batch))
+
+    async def record_legacy(self, body: bytes) -> AppendResult:
+        """`POST /events` of the older API. Raises pydantic.ValidationError on any bad element."""
+        rows = self._legacy_batch.validate_json(body, context=self.context())
+        events = [
+            InteractionRecorded.new(
+                event_id=content_event_id(
+                    "legacy", [row.user_id, row.object_type, row.item_id, row.timestamp]
+                ),
+                timestamp=from_unix(row.timestamp),
+                user_id=row.user_id,
+                item_type=row.object_type,
+                item_id=row.item_id,
+                action="view",
+                source="legacy-api",
+            )
+            for row in rows
+        ]
+        return await self.log.append(events)
+
+    async def record_interactions(self, body: bytes) -> AppendResult:
+        """`POST /v1/events`."""
+        now = time.time()
+        rows = self._interaction_batch.validate_json(body, context=self.context())
+        events = [
+            InteractionRecorded.new(
+                event_id=row.event_id,
+                timestamp=from_unix(row.timestamp if row.timestamp is not None else now),
+                user_id=row.user_id,
+                item_type=row.item_type,
+                item_id=row.item_id,
+                action=row.action,
+                value=row.value,
+                source="api",
+            )
+            for row in rows
+        ]
+        return await self.log.append(events)
+
+    async def catalog_item(self, item_type: str, item_id: str, body: bytes) -> AppendResult:
+        """`PUT /v1/items/{item_type}/{item_id}`: the body is the item's full metadata."""
+        item = ItemWithIdIn.model_validate_json(
+            _merge_path(body, item_type, item_id), context=self.context()
+        )
+        return await self.log.append([catalog_event(item)])
+
+    async def catalog_items(self, body: bytes) -> AppendResult:
+        """`POST /v1/items`: a batch of items, each naming its type and id."""
+        items = self._item_batch.validate_json(body, context=self.context())
+        return await self.log.append([catalog_event(item) for item in items])
+
+
+def catalog_event(item: ItemWithIdIn, source: str = "api") -> ItemCatalogued:
+    fields: dict[str, Any] = item.model_dump(include=set(ItemIn.model_fields))
+    payload = {"item_type": item.item_type, "item_id": item.item_id, **fields}
+    return ItemCatalogued.new(
+        event_id=content_event_id("item", payload), source=source, **payload
+    )
+
+
+def _merge_path(body: bytes, item_type: str, item_id: str) -> bytes:
+    """Put the path's type and id into the body, so one model validates both with one error
+    format; a body that is not a JSON object is left as is and rejected by validation."""
+    import orjson
+
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    if not isinstance(parsed, dict):
+        return body
+    for name in ("item_type", "item_id"):
+        if name in parsed:
+            parsed[f"{name} (in body; it comes from the path)"] = parsed.pop(name)
+    return orjson.dumps({**parsed, "item_type": item_type, "item_id": item_id})

@@ -1,0 +1,107 @@
+"""Events to self-describing JSON records and back, through eventsourcing's Mapper.
+
+A record is one flat JSON object: `type` (the event's topic), `schema_version`, `_id` (the event's
+key, so a document store upserts by it), `originator_id`, and the event's fields. The same bytes
+are a Kafka message value, a row in the embedded log and a document Kafka Connect can sink as is.
+orjson does the JSON because a 20,000-event batch is encoded on the request path.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+from eventsourcing.persistence import DatetimeAsISO, Mapper, StoredEvent, Transcoder, Transcoding
+from eventsourcing.utils import get_topic
+
+from domain.events import MovieAugurEvent
+
+_ENVELOPE = ("type", "_id", "originator_id")
+
+
+class OrjsonTranscoder(Transcoder):
+    """eventsourcing's transcoding protocol (`{"_type_", "_data_"}` for non-JSON types) over orjson.
+
+    Only top-level values are searched for transcoded objects on decode: our events are flat.
+    Envelope keys are dropped and `schema_version` becomes eventsourcing's `class_version`, so the
+    Mapper's upcasting machinery sees exactly the event's own state.
+    """
+
+    def __init__(self) -> None:
+        self.types: dict[type, Transcoding] = {}
+        self.names: dict[str, Transcoding] = {}
+        self.register(DatetimeAsISO())
+
+    def register(self, transcoding: Transcoding) -> None:
+        self.types[transcoding.type] = transcoding
+        self.names[transcoding.name] = transcoding
+
+    def _default(self, obj: Any) -> Any:
+        transcoding = self.types.get(type(obj))
+        if transcoding is None:
+            raise TypeError(f"no transcoding registered for {type(obj).__name__}")
+        return {"_type_": transcoding.name, "_data_": transcoding.encode(obj)}
+
+    def encode(self, obj: Any) -> bytes:
+        return orjson.dumps(obj, default=self._default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+    def decode(self, data: bytes) -> Any:
+        state = orjson.loads(data)
+        for key in _ENVELOPE:
+            state.pop(key, None)
+        state["class_version"] = state.pop("schema_version", 1)
+        for key, value in state.items():
+            if isinstance(value, dict) and "_type_" in value and len(value) == 2:
+                state[key] = self.names[value["_type_"]].decode(value["_data_"])
+        return state
+
+
+class EventCodec:
+    """Encodes events as records and decodes records (from any adapter) back into events."""
+
+    def __init__(self) -> None:
+        self.transcoder = OrjsonTranscoder()
+        self.mapper: Mapper[UUID] = Mapper(transcoder=self.transcoder)
+
+    def encode(self, event: MovieAugurEvent) -> bytes:
+        state = dict(vars(event))
+        state.pop("originator_version")
+        originator_id = state.pop("originator_id")
+        record = {
+            "type": get_topic(type(event)),
+            "schema_version": type(event).class_version,
+            "_id": event.key,
+            "originator_id": str(originator_id),
+            **state,
+        }
+        return self.transcoder.encode(record)
+
+    def stored(self, event: MovieAugurEvent) -> StoredEvent:
+        """The eventsourcing StoredEvent whose state is the self-describing record."""
+        return StoredEvent(
+            originator_id=event.originator_id,
+            originator_version=event.originator_version,
+            topic=get_topic(type(event)),
+            state=self.encode(event),
+        )
+
+    def decode_stored(self, stored: StoredEvent) -> MovieAugurEvent:
+        return self.mapper.to_domain_event(stored)  # type: ignore[return-value]
+
+    def decode(self, record: bytes) -> MovieAugurEvent:
+        """A record alone is enough: it names its own type and originator."""
+        head = orjson.loads(record)
+        return self.decode_stored(
+            StoredEvent(
+                originator_id=UUID(head["originator_id"]),
+                originator_version=1,
+                topic=head["type"],
+                state=record,
+            )
+        )
+
+
+def record_timestamp(moment: datetime) -> str:
+    return moment.isoformat()

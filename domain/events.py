@@ -1,0 +1,189 @@
+"""The facts MovieAugur records. Everything else is derived from these by projection or training.
+
+Each event is an eventsourcing `DomainEvent` (a frozen dataclass) with an explicit schema version
+(`class_version`); a later version adds a static `upcast_vN_vN+1` so that a replay in a year still
+reads today's events. Every event has a stable `event_id` (the idempotency key) from which its
+originator id is derived, and a `key` that orders and partitions it in its stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+from uuid import UUID, uuid4, uuid5
+
+import orjson
+from eventsourcing.domain import DomainEvent
+
+# Fixed namespace so the same event_id always maps to the same originator id, on every machine.
+EVENT_NAMESPACE = UUID("6f0b8f7e-3c51-4b6c-9a55-8d1f2a7c9e10")
+
+INTERACTIONS = "interactions"
+ITEMS = "items"
+POPULARITY = "popularity"
+RECOMMENDATIONS = "recommendations"
+STREAMS = (INTERACTIONS, ITEMS, POPULARITY, RECOMMENDATIONS)
+
+
+def originator_for(event_id: str) -> UUID:
+    return uuid5(EVENT_NAMESPACE, event_id)
+
+
+def content_event_id(prefix: str, payload: Any) -> str:
+    """A deterministic id for events whose identity is their content (re-imports append nothing)."""
+    digest = hashlib.blake2b(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), digest_size=12)
+    return f"{prefix}:{digest.hexdigest()}"
+
+
+def from_unix(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def to_unix(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+class MovieAugurEvent(DomainEvent):
+    """Base of all recorded facts: one event per originator (version 1), identified by event_id."""
+
+    stream: ClassVar[str]
+    class_version: ClassVar[int] = 1
+    event_id: str
+
+    @property
+    def key(self) -> str:
+        """Partition key: events with equal keys keep their order."""
+        raise NotImplementedError
+
+    @property
+    def occurred_at(self) -> int:
+        return to_unix(self.timestamp)
+
+    @classmethod
+    def new(cls, *, event_id: str | None = None, timestamp: datetime | None = None, **fields: Any):
+        event_id = event_id or str(uuid4())
+        return cls(
+            originator_id=originator_for(event_id),
+            originator_version=1,
+            timestamp=timestamp or cls.create_timestamp(),
+            event_id=event_id,
+            **fields,
+        )
+
+
+class InteractionRecorded(MovieAugurEvent):
+    """A user did something with an item: viewed, clicked, liked, disliked, rated, listed it."""
+
+    stream: ClassVar[str] = INTERACTIONS
+    user_id: str
+    item_type: str
+    item_id: str
+    action: str = "view"
+    value: float | None = None
+    source: str = "api"
+
+    @property
+    def key(self) -> str:
+        return self.user_id
+
+    @property
+    def item_key(self) -> str:
+        return f"{self.item_type}:{self.item_id}"
+
+
+class ItemCatalogued(MovieAugurEvent):
+    """Catalog metadata for one item, as the latest source knew it (a full replacement)."""
+
+    stream: ClassVar[str] = ITEMS
+    item_type: str
+    item_id: str
+    title: str | None = None
+    description: str | None = None
+    release_date: str | None = None
+    categories: list[str] | None = None
+    keywords: list[str] | None = None
+    creators: list[str] | None = None
+    source: str = "api"
+
+    @property
+    def key(self) -> str:
+        return f"{self.item_type}:{self.item_id}"
+
+    def metadata(self) -> dict[str, Any]:
+        """The contract's item object: fields unknown for the item are omitted."""
+        doc: dict[str, Any] = {"id": self.item_id, "object_type": self.item_type}
+        for name in ("title", "description", "release_date", "categories", "keywords", "creators"):
+            value = getattr(self, name)
+            if value is not None:
+                doc[name] = value
+        return doc
+
+
+class PopularityObserved(MovieAugurEvent):
+    """An externally observed popularity list (e.g. TMDB's popular movies), best first."""
+
+    stream: ClassVar[str] = POPULARITY
+    source: str
+    item_type: str
+    items: list[dict[str, Any]]  # [{"item_id": str, "score": float}]
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:{self.item_type}"
+
+
+class RecommendationsPublished(MovieAugurEvent):
+    """A model version's ranked list for one user, replacing that model's previous list."""
+
+    stream: ClassVar[str] = RECOMMENDATIONS
+    model: str
+    model_version: str
+    user_id: str
+    items: list[dict[str, Any]]  # [{"item_type": str, "item_id": str, "score": float}]
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}:{self.user_id}"
+
+
+class SimilarItemsPublished(MovieAugurEvent):
+    """A model version's "more like this" list for one item."""
+
+    stream: ClassVar[str] = RECOMMENDATIONS
+    model: str
+    model_version: str
+    item_type: str
+    item_id: str
+    items: list[dict[str, Any]]  # [{"item_type": str, "item_id": str, "score": float}]
+
+    @property
+    def key(self) -> str:
+        return f"similar:{self.model}:{self.item_type}:{self.item_id}"
+
+
+class ModelPublished(MovieAugurEvent):
+    """A trained model version became the one that answers for `model`, with its evidence."""
+
+    stream: ClassVar[str] = RECOMMENDATIONS
+    model: str
+    model_version: str
+    algorithm: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    users: int = 0
+    items_count: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"model:{self.model}"
+
+
+EVENT_TYPES: tuple[type[MovieAugurEvent], ...] = (
+    InteractionRecorded,
+    ItemCatalogued,
+    PopularityObserved,
+    RecommendationsPublished,
+    SimilarItemsPublished,
+    ModelPublished,
+)

@@ -1,0 +1,92 @@
+"""Ports: what the core needs from the outside world, with no word about how it is stored.
+
+The event log is a set of streams, each split into partitions of ordered offsets. That is Kafka's
+shape (topic, partition, offset); the embedded SQLite log is the special case of one partition per
+stream whose offsets are notification ids. Projections track "the next offset to read" per
+(stream, partition), so they run unchanged on either adapter.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from domain.events import MovieAugurEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    stream: str
+    partition: int
+    offset: int
+
+    @property
+    def source(self) -> str:
+        """The tracking name of this position's partition."""
+        return f"{self.stream}/{self.partition}"
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    position: Position
+    event: MovieAugurEvent
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    appended: int
+    duplicates: int = 0
+
+
+class LogUnavailable(RuntimeError):
+    """The log cannot take writes now; nothing of the batch was appended. Try again later."""
+
+
+class EventLog(ABC):
+    """Append-only, partitioned, replayable log of domain events."""
+
+    @abstractmethod
+    async def append(self, events: Sequence[MovieAugurEvent]) -> AppendResult:
+        """Append all events or none; return only once every appended event is durable.
+
+        Raises LogUnavailable when the log cannot be reached.
+        """
+
+    @abstractmethod
+    async def partitions(self, stream: str) -> list[int]:
+        """The partitions of a stream (that this reader may read)."""
+
+    @abstractmethod
+    async def end_offsets(self, stream: str) -> dict[int, int]:
+        """Per partition, the offset the next appended event will get."""
+
+    @abstractmethod
+    async def read(
+        self, stream: str, partition: int, start: int, limit: int
+    ) -> list[LoggedEvent]:
+        """Up to `limit` events at offsets >= start, in order. May return fewer, or none."""
+
+    async def wait_for_events(self, streams: Sequence[str], timeout: float) -> None:
+        """Return early when new events may have arrived; adapters that cannot tell just wait."""
+        import asyncio
+
+        await asyncio.sleep(timeout)
+
+    async def close(self) -> None:  # noqa: B027 - optional for adapters
+        """Release connections."""
+
+    async def scan(self, stream: str, batch: int = 5000):
+        """Every event of a stream from the beginning to the end as of the call (for training)."""
+        ends = await self.end_offsets(stream)
+        for partition, end in sorted(ends.items()):
+            start = 0
+            while start < end:
+                chunk = await self.read(stream, partition, start, min(batch, end - start))
+                if not chunk:
+                    break
+                for logged in chunk:
+                    if logged.position.offset >= end:
+                        break
+                    yield logged
+                start = chunk[-1].position.offset + 1

@@ -1,0 +1,130 @@
+"""The embedded event log: eventsourcing's SQLite application recorder, one table per stream.
+
+Each stream is one partition whose offsets are the recorder's notification ids. Appends are one
+transaction for the whole batch (all or nothing) and skip events whose event_id is already in the
+log, so a retried request appends nothing twice. The recorder has no subscribe(): readers poll,
+and an in-process condition wakes them as soon as this process appends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+from domain.codec import EventCodec
+from domain.events import STREAMS, MovieAugurEvent
+from domain.ports import AppendResult, EventLog, LoggedEvent, Position
+
+_SQLITE_MAX_VARS = 900
+
+
+def _stored_id(stored: StoredEvent) -> str:
+    """The originator id as the recorder writes it (a UUID's hex)."""
+    oid = stored.originator_id
+    return oid.hex if hasattr(oid, "hex") and not isinstance(oid, str) else str(oid)
+
+
+class SQLiteEventLog(EventLog):
+    def __init__(self, path: Path | str, codec: EventCodec | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.codec = codec or EventCodec()
+        self.datastore = SQLiteDatastore(str(self.path), lock_timeout=30, originator_id_type="text")
+        self.recorders = {
+            stream: SQLiteApplicationRecorder(self.datastore, events_table_name=f"{stream}_events")
+            for stream in STREAMS
+        }
+        for recorder in self.recorders.values():
+            recorder.create_table()
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        # One writer at a time: SQLite serialises writers anyway, and the duplicate check below
+        # must see the previous batch.
+        self._write_lock = asyncio.Lock()
+
+    # -- writes -------------------------------------------------------------------------------
+
+    async def append(self, events: Sequence[MovieAugurEvent]) -> AppendResult:
+        by_stream: dict[str, list[StoredEvent]] = {}
+        for event in events:
+            by_stream.setdefault(event.stream, []).append(self.codec.stored(event))
+        async with self._write_lock:
+            result = await asyncio.to_thread(self._append_sync, by_stream)
+        for stream in by_stream:
+            self._signal(stream)
+        return result
+
+    def _append_sync(self, by_stream: dict[str, list[StoredEvent]]) -> AppendResult:
+        appended = duplicates = 0
+        with self.datastore.transaction(commit=True) as cursor:
+            for stream, stored in by_stream.items():
+                recorder = self.recorders[stream]
+                fresh = self._without_known(cursor, recorder.events_table_name, stored)
+                duplicates += len(stored) - len(fresh)
+                if fresh:
+                    recorder._insert_events(cursor, fresh)  # noqa: SLF001 - same transaction
+                    appended += len(fresh)
+        return AppendResult(appended=appended, duplicates=duplicates)
+
+    @staticmethod
+    def _without_known(cursor, table: str, stored: list[StoredEvent]) -> list[StoredEvent]:
+        """Drop events already in the log and repeats within the batch (first one wins)."""
+        ids = list(dict.fromkeys(_stored_id(s) for s in stored))
+        known: set[str] = set()
+        for i in range(0, len(ids), _SQLITE_MAX_VARS):
+            chunk = ids[i : i + _SQLITE_MAX_VARS]
+            cursor.execute(
+                f"SELECT originator_id FROM {table} WHERE originator_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            known.update(row[0] for row in cursor.fetchall())
+        fresh = []
+        for s in stored:
+            key = _stored_id(s)
+            if key not in known:
+                known.add(key)
+                fresh.append(s)
+        return fresh
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def partitions(self, stream: str) -> list[int]:
+        return [0]
+
+    async def end_offsets(self, stream: str) -> dict[int, int]:
+        last = await asyncio.to_thread(self.recorders[stream].max_notification_id)
+        return {0: last + 1 if last else 0}
+
+    async def read(self, stream: str, partition: int, start: int, limit: int) -> list[LoggedEvent]:
+        notifications = await asyncio.to_thread(
+            self.recorders[stream].select_notifications, max(start, 1), limit
+        )
+        decode = self.codec.decode_stored
+        return [
+            LoggedEvent(Position(stream, 0, n.id), decode(n))  # type: ignore[arg-type]
+            for n in notifications
+        ]
+
+    async def wait_for_events(self, streams: Sequence[str], timeout: float) -> None:
+        """Sleep until this process appends to one of `streams`, or `timeout` passes (another
+        process may have appended: the caller polls again either way)."""
+        flag = asyncio.Event()
+        for stream in streams:
+            self._waiters.setdefault(stream, set()).add(flag)
+        try:
+            await asyncio.wait_for(flag.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            for stream in streams:
+                self._waiters.get(stream, set()).discard(flag)
+
+    def _signal(self, stream: str) -> None:
+        for flag in self._waiters.get(stream, ()):
+            flag.set()
+
+    async def close(self) -> None:
+        self.datastore.close()

@@ -1,0 +1,177 @@
+"""Views in embedded SQLite: sorted sets and documents as two tables, tracking in eventsourcing's
+tracking table, all written in one transaction per batch (exactly-once effect)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+
+from projections.changes import Batch, DocPut, ScoreAdd, ScoreMax, StaleTracking, ViewStore
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS zset (space TEXT, key TEXT, member TEXT, score REAL, "
+    "PRIMARY KEY (space, key, member)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS zset_rank ON zset (space, key, score DESC, member DESC)",
+    "CREATE TABLE IF NOT EXISTS docs (space TEXT, key TEXT, body BLOB, PRIMARY KEY (space, key)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS seen (projection TEXT, guard TEXT, PRIMARY KEY (projection, guard)) WITHOUT ROWID",
+)
+_ADD = (
+    "INSERT INTO zset VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (space, key, member) DO UPDATE SET score = score + excluded.score"
+)
+_MAX = (
+    "INSERT INTO zset VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (space, key, member) DO UPDATE SET score = MAX(score, excluded.score)"
+)
+_PUT = "INSERT OR REPLACE INTO docs VALUES (?, ?, ?)"
+
+
+def tracking_name(projection: str, source: str) -> str:
+    return f"{projection}:{source}"
+
+
+class SQLiteViewStore(ViewStore):
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.datastore = SQLiteDatastore(str(self.path), lock_timeout=30)
+        self.tracking = SQLiteTrackingRecorder(self.datastore)
+        self.tracking.create_table()
+        with self.datastore.transaction(commit=True) as cursor:
+            for statement in _SCHEMA:
+                cursor.execute(statement)
+
+    # -- projector side ------------------------------------------------------------------------
+
+    async def apply(self, projection: str, batch: Batch) -> None:
+        await asyncio.to_thread(self._apply, projection, batch)
+
+    def _apply(self, projection: str, batch: Batch) -> None:
+        try:
+            with self.datastore.transaction(commit=True) as cursor:
+                raw = cursor.sqlite_cursor
+                for effect in batch.effects:
+                    if effect.guard is not None:
+                        raw.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (projection, effect.guard))
+                        if raw.rowcount == 0:
+                            continue
+                    for change in effect.changes:
+                        if isinstance(change, ScoreAdd):
+                            raw.execute(_ADD, (change.space, change.key, change.member, change.delta))
+                        elif isinstance(change, ScoreMax):
+                            raw.execute(_MAX, (change.space, change.key, change.member, change.score))
+                        elif isinstance(change, DocPut):
+                            raw.execute(_PUT, (change.space, change.key, orjson.dumps(change.doc)))
+                for source, next_offset in batch.next_offsets.items():
+                    self.tracking._insert_tracking(  # noqa: SLF001 - same transaction as the view
+                        cursor, Tracking(tracking_name(projection, source), next_offset - 1)
+                    )
+        except IntegrityError as error:
+            raise StaleTracking(f"{projection}: positions {batch.next_offsets} already recorded") from error
+
+    async def positions(self, projection: str) -> dict[str, int]:
+        def read() -> dict[str, int]:
+            with self.datastore.transaction(commit=False) as cursor:
+                cursor.execute(
+                    "SELECT application_name, notification_id FROM tracking WHERE application_name LIKE ?",
+                    (f"{projection}:%",),
+                )
+                rows = cursor.fetchall()
+            return {row[0].split(":", 1)[1]: row[1] + 1 for row in rows}
+
+        return await asyncio.to_thread(read)
+
+    async def drop(self, projection: str, spaces: Sequence[str]) -> None:
+        def drop() -> None:
+            with self.datastore.transaction(commit=True) as cursor:
+                for space in spaces:
+                    cursor.execute("DELETE FROM zset WHERE space = ?", (space,))
+                    cursor.execute("DELETE FROM docs WHERE space = ?", (space,))
+                cursor.execute("DELETE FROM seen WHERE projection = ?", (projection,))
+                cursor.execute("DELETE FROM tracking WHERE application_name LIKE ?", (f"{projection}:%",))
+
+        await asyncio.to_thread(drop)
+
+    # -- query side ----------------------------------------------------------------------------
+
+    def _query(self, statement: str, params: Sequence[Any]) -> list[Any]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, params)
+            return cursor.fetchall()
+
+    async def top(
+        self, space: str, keys: Mapping[str, float], offset: int, limit: int
+    ) -> list[tuple[str, float]]:
+        if not keys:
+            return []
+        if len(keys) == 1 and next(iter(keys.values())) == 1.0:
+            statement = (
+                "SELECT member, score FROM zset WHERE space = ? AND key = ? "
+                "ORDER BY score DESC, member DESC LIMIT ? OFFSET ?"
+            )
+            params: list[Any] = [space, next(iter(keys)), limit, offset]
+        else:
+            values = ",".join("(?, ?)" for _ in keys)
+            statement = (
+                f"WITH k(key, w) AS (VALUES {values}) "
+                "SELECT member, SUM(score * k.w) AS s FROM zset JOIN k ON zset.key = k.key "
+                "WHERE space = ? GROUP BY member ORDER BY s DESC, member DESC LIMIT ? OFFSET ?"
+            )
+            params = [x for pair in keys.items() for x in pair] + [space, limit, offset]
+        rows = await asyncio.to_thread(self._query, statement, params)
+        return [(row[0], row[1]) for row in rows]
+
+    async def score(self, space: str, key: str, member: str) -> float | None:
+        rows = await asyncio.to_thread(
+            self._query,
+            "SELECT score FROM zset WHERE space = ? AND key = ? AND member = ?",
+            (space, key, member),
+        )
+        return rows[0][0] if rows else None
+
+    async def get_docs(self, space: str, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        if not keys:
+            return []
+        found: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(keys))
+        for i in range(0, len(unique), 900):
+            chunk = unique[i : i + 900]
+            rows = await asyncio.to_thread(
+                self._query,
+                f"SELECT key, body FROM docs WHERE space = ? AND key IN ({','.join('?' * len(chunk))})",
+                [space, *chunk],
+            )
+            found.update((row[0], orjson.loads(row[1])) for row in rows)
+        return [found.get(key) for key in keys]
+
+    async def keys(self, space: str, prefix: str = "") -> list[str]:
+        pattern = prefix.replace("%", r"\%").replace("_", r"\_") + "%"
+        rows = await asyncio.to_thread(
+            self._query,
+            "SELECT DISTINCT key FROM zset WHERE space = ? AND key LIKE ? ESCAPE '\\' "
+            "UNION SELECT key FROM docs WHERE space = ? AND key LIKE ? ESCAPE '\\' ORDER BY 1",
+            (space, pattern, space, pattern),
+        )
+        return [row[0] for row in rows]
+
+    async def dump(self, spaces: Sequence[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for space in spaces:
+            zrows = await asyncio.to_thread(
+                self._query, "SELECT key, member, score FROM zset WHERE space = ?", (space,)
+            )
+            drows = await asyncio.to_thread(self._query, "SELECT key, body FROM docs WHERE space = ?", (space,))
+            zsets: dict[str, dict[str, float]] = {}
+            for key, member, score in zrows:
+                zsets.setdefault(key, {})[member] = score
+            out[space] = {"zsets": zsets, "docs": {key: orjson.loads(body) for key, body in drows}}
+        return out
+
+    async def close(self) -> None:
+        self.datastore.close()

@@ -1,0 +1,100 @@
+"""aiohttp application factory: the roles a process plays, wired to one container.
+
+Like Gorse's split, the same code runs as one process (embedded demo: commands, queries and
+projectors together) or as separate processes behind NGINX (distributed: a command service, a query
+service, projector workers). Projectors run as background tasks in a cleanup context, so they start
+and stop with the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable
+
+from aiohttp import web
+
+from commands.http import add_command_routes
+from commands.service import CommandService
+from movieaugur.bootstrap import Container
+from movieaugur.web import Metrics, build_middlewares, json_response
+from queries.http import add_query_routes, read_errors
+from queries.openapi import build_spec, render_docs
+from queries.service import QueryService
+
+log = logging.getLogger(__name__)
+
+CONTAINER = web.AppKey("container", Container)
+ROLES = frozenset({"commands", "queries", "projectors"})
+
+
+def create_app(container: Container, roles: Iterable[str] = ROLES) -> web.Application:
+    roles = frozenset(roles)
+    unknown = roles - ROLES
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}; choose from {sorted(ROLES)}")
+    settings = container.settings
+    metrics = Metrics()
+    app = web.Application(
+        middlewares=[*build_middlewares(metrics, settings.api_keys), read_errors],
+        client_max_size=64 * 1024 * 1024,
+    )
+    app[CONTAINER] = container
+    if "commands" in roles:
+        add_command_routes(app, CommandService(container.log, settings), metrics)
+    if "queries" in roles:
+        add_query_routes(app, QueryService(container.store, settings), metrics)
+    spec = build_spec(settings.max_batch)
+    docs = render_docs(spec)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return json_response({"status": "ok", "roles": sorted(roles)})
+
+    async def readyz(_: web.Request) -> web.Response:
+        problems = await readiness_problems(container)
+        return json_response({"ready": not problems, "problems": problems}, status=503 if problems else 200)
+
+    async def openapi(_: web.Request) -> web.Response:
+        return json_response(spec)
+
+    async def docs_page(_: web.Request) -> web.Response:
+        return web.Response(text=docs, content_type="text/html")
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics.handle)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/docs", docs_page)
+    if "projectors" in roles:
+        app.cleanup_ctx.append(_projectors_running)
+    return app
+
+
+async def readiness_problems(container: Container) -> list[str]:
+    problems = []
+    try:
+        await asyncio.wait_for(container.store.positions("__ready__"), 2.0)
+    except Exception as error:  # noqa: BLE001 - reported, not raised
+        problems.append(f"view store: {error!r}")
+    try:
+        await asyncio.wait_for(container.log.end_offsets("interactions"), 5.0)
+    except Exception as error:  # noqa: BLE001
+        problems.append(f"event log: {error!r}")
+    return problems
+
+
+async def _projectors_running(app: web.Application) -> AsyncIterator[None]:
+    container = app[CONTAINER]
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(projector.run(stop), name=f"projector:{projector.name}")
+        for projector in container.projectors()
+    ]
+    yield
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,72 @@
+"""One bootstrap: settings in, the wired adapters out.
+
+The mode (embedded or distributed) chooses the event log and the view store; everything built on
+top (projections, command and query services, training) takes them through their ports and does
+not know which it got.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from domain.codec import EventCodec
+from domain.ports import EventLog
+from movieaugur.config import Settings
+from projections.base import Projection
+from projections.changes import ViewStore
+from projections.registry import build_projections
+from projections.runner import Projector
+
+
+@dataclass
+class Container:
+    settings: Settings
+    log: EventLog
+    store: ViewStore
+    codec: EventCodec
+    projections: dict[str, Projection] = field(default_factory=dict)
+
+    def projector(self, name: str, **kwargs) -> Projector:  # type: ignore[no-untyped-def]
+        try:
+            projection = self.projections[name]
+        except KeyError:
+            raise KeyError(f"no projection {name!r}; known: {', '.join(self.projections)}") from None
+        return Projector(projection, self.log, self.store, **kwargs)
+
+    def projectors(self, **kwargs) -> list[Projector]:  # type: ignore[no-untyped-def]
+        return [self.projector(name, **kwargs) for name in self.projections]
+
+    async def close(self) -> None:
+        await self.log.close()
+        await self.store.close()
+
+
+def build_log(settings: Settings, codec: EventCodec) -> EventLog:
+    if settings.mode == "embedded":
+        from movieaugur.adapters.sqlite_log import SQLiteEventLog
+
+        return SQLiteEventLog(settings.log_path, codec)
+    from movieaugur.adapters.kafka_log import KafkaEventLog
+
+    return KafkaEventLog(settings, codec)
+
+
+def build_store(settings: Settings) -> ViewStore:
+    if settings.mode == "embedded":
+        from movieaugur.adapters.sqlite_views import SQLiteViewStore
+
+        return SQLiteViewStore(settings.views_path)
+    from movieaugur.adapters.distributed_views import build_distributed_store
+
+    return build_distributed_store(settings)
+
+
+async def bootstrap(settings: Settings) -> Container:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    codec = EventCodec()
+    log = build_log(settings, codec)
+    store = build_store(settings)
+    start = getattr(log, "start", None)
+    if start is not None:
+        await start()
+    return Container(settings, log, store, codec, build_projections(settings.weights))

@@ -1,0 +1,117 @@
+"""The vocabulary in which projections describe view updates, and the port that stores them.
+
+Projection logic is written once, as pure functions from an event to a list of changes. A change is
+one of three data-structure operations that every store does natively: add to a score (a Redis
+sorted set, an SQL upsert), keep the maximum score, and replace a document. A store applies a batch
+of changes together with the batch's tracking positions in one atomic step, which is what gives a
+view exactly-once effect over an at-least-once log.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreAdd:
+    """Add `delta` to member's score in the sorted set (space, key)."""
+
+    space: str
+    key: str
+    member: str
+    delta: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreMax:
+    """Set member's score in (space, key) to max(current, score): idempotent."""
+
+    space: str
+    key: str
+    member: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class DocPut:
+    """Replace the document at (space, key)."""
+
+    space: str
+    key: str
+    doc: dict[str, Any]
+
+
+Change = ScoreAdd | ScoreMax | DocPut
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """The changes one event causes. With a guard, they apply only the first time the guard
+    (the event_id) is seen by this projection: a redelivered or retried event has one effect."""
+
+    changes: tuple[Change, ...]
+    guard: str | None = None
+
+
+@dataclass(slots=True)
+class Batch:
+    """Effects of consecutive events plus where the projection has read up to afterwards."""
+
+    effects: list[Effect] = field(default_factory=list)
+    next_offsets: dict[str, int] = field(default_factory=dict)  # source -> next offset
+
+
+class StaleTracking(RuntimeError):
+    """Another runner already recorded these positions; this batch was not applied."""
+
+
+class ViewStore(ABC):
+    """Where projections keep their views, and how the read side reads them."""
+
+    # -- the projector side --------------------------------------------------------------------
+
+    @abstractmethod
+    async def apply(self, projection: str, batch: Batch) -> None:
+        """Apply every effect and record the positions atomically, or do nothing.
+
+        Raises StaleTracking when a position does not advance past what is recorded.
+        """
+
+    @abstractmethod
+    async def positions(self, projection: str) -> dict[str, int]:
+        """Per source ("stream/partition"), the next offset this projection will read."""
+
+    @abstractmethod
+    async def drop(self, projection: str, spaces: Sequence[str]) -> None:
+        """Delete a projection's view and tracking, so replay rebuilds it from the start."""
+
+    # -- the query side ------------------------------------------------------------------------
+
+    @abstractmethod
+    async def top(
+        self, space: str, keys: Mapping[str, float], offset: int, limit: int
+    ) -> list[tuple[str, float]]:
+        """Members by descending weighted sum of their scores over `keys` (key -> weight)."""
+
+    @abstractmethod
+    async def score(self, space: str, key: str, member: str) -> float | None:
+        """One member's score."""
+
+    @abstractmethod
+    async def get_docs(self, space: str, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        """Documents by key, None where missing, in the order asked."""
+
+    @abstractmethod
+    async def keys(self, space: str, prefix: str = "") -> list[str]:
+        """Sorted-set and document keys of a space (used for listings such as day buckets)."""
+
+    @abstractmethod
+    async def dump(self, spaces: Sequence[str]) -> dict[str, Any]:
+        """Everything in the given spaces, as plain data: for comparing a replayed view with an
+        incrementally built one."""
+
+    async def close(self) -> None:  # noqa: B027 - optional for adapters
+        """Release connections."""

@@ -1,0 +1,54 @@
+"""Popularity per item type: signed interaction weight summed per item, all-time and per UTC day.
+
+Day buckets keep the projection a pure function of the log (no wall clock): windows (1d, 7d, 30d)
+and time decay are applied when reading, by weighting the buckets (see queries/popularity.py).
+External popularity lists (TMDB) are kept as documents beside the internal counts.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from domain.events import POPULARITY, INTERACTIONS, InteractionRecorded, MovieAugurEvent, PopularityObserved
+from domain.weights import ActionWeights
+from projections.base import NO_EFFECT, Projection
+from projections.changes import DocPut, Effect, ScoreAdd
+
+SECONDS_PER_DAY = 86_400
+SPACE = "popularity"
+EXTERNAL_SPACE = "popularity_external"
+
+
+def all_time_key(item_type: str) -> str:
+    return f"{item_type}:all"
+
+
+def day_key(item_type: str, day: int) -> str:
+    return f"{item_type}:d{day}"
+
+
+class PopularityProjection(Projection):
+    name: ClassVar[str] = "popularity"
+    streams: ClassVar[tuple[str, ...]] = (INTERACTIONS, POPULARITY)
+    spaces: ClassVar[tuple[str, ...]] = (SPACE, EXTERNAL_SPACE)
+
+    def __init__(self, weights: ActionWeights):
+        self.weights = weights
+
+    def effect(self, event: MovieAugurEvent) -> Effect:
+        if isinstance(event, InteractionRecorded):
+            weight = self.weights.weight(event.action, event.value) if event.action in self.weights else 0.0
+            if weight == 0.0:
+                return NO_EFFECT
+            day = event.occurred_at // SECONDS_PER_DAY
+            return Effect(
+                changes=(
+                    ScoreAdd(SPACE, all_time_key(event.item_type), event.item_id, weight),
+                    ScoreAdd(SPACE, day_key(event.item_type, day), event.item_id, weight),
+                ),
+                guard=event.event_id,
+            )
+        if isinstance(event, PopularityObserved):
+            doc = {"source": event.source, "observed_at": event.occurred_at, "items": event.items}
+            return Effect(changes=(DocPut(EXTERNAL_SPACE, f"{event.item_type}:{event.source}", doc),))
+        return NO_EFFECT

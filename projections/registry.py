@@ -1,0 +1,20 @@
+"""The projections the system runs, built from configuration."""
+
+from __future__ import annotations
+
+from domain.weights import ActionWeights
+from projections.base import Projection
+from projections.catalog import CatalogProjection
+from projections.history import HistoryProjection
+from projections.popularity import PopularityProjection
+from projections.recommendations import RecommendationsProjection
+
+
+def build_projections(weights: ActionWeights) -> dict[str, Projection]:
+    projections: list[Projection] = [
+        PopularityProjection(weights),
+        HistoryProjection(),
+        CatalogProjection(),
+        RecommendationsProjection(),
+    ]
+    return {p.name: p for p in projections}

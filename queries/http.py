@@ -1,0 +1,149 @@
+"""The read API over HTTP: the older GET routes exactly as before, and the /v1 reads."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from commands.errors import describe
+from movieaugur.web import Metrics, error_response, json_response
+from queries.params import LegacyListParams, ListParams, PopularityParams, RecommendationParams, SimilarParams
+from queries.popularity import BadWindow
+from queries.service import NotFound, QueryService, Ranked
+
+SERVICE = web.AppKey("query_service", QueryService)
+METRICS = web.AppKey("query_metrics", Metrics)
+P = TypeVar("P", bound=BaseModel)
+
+
+class BadParams(Exception):
+    def __init__(self, body: dict):
+        self.body = body
+
+
+def params(request: web.Request, model: type[P]) -> P:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as error:
+        body = describe(error)
+        body["error"] = body["error"].replace("body: ", "query: ", 1)
+        raise BadParams(body) from error
+
+
+@web.middleware
+async def read_errors(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    try:
+        return await handler(request)
+    except NotFound as missing:
+        return error_response(404, str(missing))
+    except (BadParams,) as bad:
+        return json_response(bad.body, status=400)
+    except BadWindow as bad:
+        return error_response(400, str(bad))
+
+
+def _v1(ranked: Ranked, **fields: object) -> dict:
+    body: dict = {**fields}
+    if ranked.model is not None:
+        body.update(model=ranked.model, model_version=ranked.model_version, fallback=ranked.fallback)
+    body.update(ranked.extra)
+    body["items"] = ranked.items
+    return body
+
+
+# -- the older contract ------------------------------------------------------------------------
+
+
+async def legacy_popularity(request: web.Request) -> web.Response:
+    query = params(request, LegacyListParams)
+    items = await request.app[SERVICE].legacy_popularity(request.match_info["object_type"], query.limit)
+    return json_response(items)
+
+
+async def legacy_recommendations(request: web.Request) -> web.Response:
+    query = params(request, LegacyListParams)
+    service = request.app[SERVICE]
+    ranked = await service.recommendations(
+        request.match_info["user_id"], model=request.match_info["model_name"], limit=query.limit
+    )
+    headers = {"X-Model": ranked.model or "", "X-Model-Version": ranked.model_version or ""}
+    if ranked.fallback:
+        request.app[METRICS].fallbacks.inc()
+        headers["X-Recommendation-Fallback"] = ranked.fallback
+    return json_response(ranked.items, headers=headers)
+
+
+# -- /v1 ---------------------------------------------------------------------------------------
+
+
+async def popularity(request: web.Request) -> web.Response:
+    q = params(request, PopularityParams)
+    item_type = request.match_info["item_type"]
+    ranked = await request.app[SERVICE].popularity(
+        item_type, q.window, q.limit, q.offset, q.category, q.at, q.decay, q.source
+    )
+    window = q.window or request.app[SERVICE].settings.default_window
+    return json_response(_v1(ranked, item_type=item_type, window=window, offset=q.offset))
+
+
+async def recommendations(request: web.Request) -> web.Response:
+    q = params(request, RecommendationParams)
+    ranked = await request.app[SERVICE].recommendations(
+        request.match_info["user_id"], q.model, q.item_type, q.limit, q.exclude
+    )
+    if ranked.fallback:
+        request.app[METRICS].fallbacks.inc()
+    return json_response(_v1(ranked, user_id=request.match_info["user_id"]))
+
+
+async def item(request: web.Request) -> web.Response:
+    found = await request.app[SERVICE].item(request.match_info["item_type"], request.match_info["item_id"])
+    return json_response(found)
+
+
+async def similar(request: web.Request) -> web.Response:
+    q = params(request, SimilarParams)
+    ranked = await request.app[SERVICE].similar(
+        request.match_info["item_type"], request.match_info["item_id"], q.model, q.limit
+    )
+    return json_response(_v1(ranked, item_type=request.match_info["item_type"], item_id=request.match_info["item_id"]))
+
+
+async def history(request: web.Request) -> web.Response:
+    q = params(request, ListParams)
+    items = await request.app[SERVICE].history(request.match_info["user_id"], q.limit, q.offset)
+    return json_response({"user_id": request.match_info["user_id"], "items": items})
+
+
+async def models(request: web.Request) -> web.Response:
+    return json_response({"models": await request.app[SERVICE].models()})
+
+
+async def model(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    doc = await request.app[SERVICE].model(name)
+    if doc is None:
+        raise NotFound(f"no published model {name!r}; GET /v1/models lists them")
+    return json_response(doc)
+
+
+async def item_types(request: web.Request) -> web.Response:
+    return json_response({"item_types": list(request.app[SERVICE].settings.registry.names)})
+
+
+def add_query_routes(app: web.Application, service: QueryService, metrics: Metrics) -> None:
+    app[SERVICE] = service
+    app[METRICS] = metrics
+    add = app.router.add_get
+    add("/popularity/{object_type}", legacy_popularity)
+    add("/recommendations/{model_name}/users/{user_id}", legacy_recommendations)
+    add("/v1/popularity/{item_type}", popularity)
+    add("/v1/users/{user_id}/recommendations", recommendations)
+    add("/v1/users/{user_id}/history", history)
+    add("/v1/items/{item_type}/{item_id}", item)
+    add("/v1/items/{item_type}/{item_id}/similar", similar)
+    add("/v1/models", models)
+    add("/v1/models/{name}", model)
+    add("/v1/item-types", item_types)

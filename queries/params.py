@@ -1,0 +1,49 @@
+"""Query-string parameters of the read API, validated by pydantic (lax: they arrive as text)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PopularityParams(_Params):
+    window: str | None = Field(None, description="all, or a number of days: 1d, 7d, 30d …")
+    limit: int = Field(20, ge=1, le=1000)
+    offset: int = Field(0, ge=0, le=100_000)
+    category: str | None = Field(None, max_length=200)
+    at: float | None = Field(None, description="Unix seconds to compute windows at (default: now)")
+    decay: bool = True
+    source: str | None = Field(None, description="interactions (default) or an external source such as tmdb")
+
+
+class RecommendationParams(_Params):
+    item_type: str | None = None
+    limit: int = Field(20, ge=1, le=500)
+    exclude: frozenset[str] = Field(
+        frozenset(), description="comma-separated item keys to leave out, as item_type:item_id"
+    )
+    model: str | None = Field(None, max_length=100)
+
+    @field_validator("exclude", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+class ListParams(_Params):
+    limit: int = Field(50, ge=1, le=1000)
+    offset: int = Field(0, ge=0, le=100_000)
+
+
+class SimilarParams(_Params):
+    limit: int = Field(20, ge=1, le=200)
+    model: str | None = Field(None, max_length=100)
+
+
+class LegacyListParams(_Params):
+    limit: int = Field(100, ge=1, le=1000)

@@ -1,0 +1,216 @@
+"""The read side: popularity, recommendations, items, similar items and history from the views.
+
+Every list is returned with catalog metadata (fields the catalog does not know are omitted), and a
+user the model has nothing for gets popularity instead, marked as a fallback, never a bare 404.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.item_types import ItemTypeRegistry
+from movieaugur.config import Settings
+from projections.catalog import SPACE as ITEMS
+from projections.changes import ViewStore
+from projections.history import SPACE as HISTORY
+from projections.popularity import EXTERNAL_SPACE, SPACE as POPULARITY
+from projections.recommendations import MODELS_SPACE, SIMILAR_SPACE, SPACE as RECS, recommendations_key, similar_key
+from queries.popularity import Window
+
+_CATEGORY_SCAN = 200
+_CATEGORY_SCAN_LIMIT = 10_000
+_SEEN_LIMIT = 100_000
+
+
+class NotFound(LookupError):
+    """Nothing is known for what was asked; the message says what."""
+
+
+@dataclass
+class Ranked:
+    items: list[dict[str, Any]]
+    model: str | None = None
+    model_version: str | None = None
+    fallback: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def split_key(item_key: str) -> tuple[str, str]:
+    item_type, _, item_id = item_key.partition(":")
+    return item_type, item_id
+
+
+class QueryService:
+    def __init__(self, store: ViewStore, settings: Settings):
+        self.store = store
+        self.settings = settings
+
+    @property
+    def registry(self) -> ItemTypeRegistry:
+        return self.settings.registry
+
+    def check_type(self, item_type: str) -> None:
+        if item_type not in self.registry:
+            raise NotFound(f"unknown item type {item_type!r}; registered: {', '.join(self.registry.names)}")
+
+    async def hydrate(self, scored: list[tuple[str, str, float]]) -> list[dict[str, Any]]:
+        """(item_type, item_id, score) → catalog metadata objects with the score added."""
+        docs = await self.store.get_docs(ITEMS, [f"{t}:{i}" for t, i, _ in scored])
+        out = []
+        for (item_type, item_id, score), doc in zip(scored, docs, strict=True):
+            item = {"id": item_id, "object_type": item_type}
+            if doc:
+                item.update({k: v for k, v in doc.items() if k != "updated_at"})
+            item["score"] = round(float(score), 6)
+            out.append(item)
+        return out
+
+    # -- popularity ----------------------------------------------------------------------------
+
+    async def popularity(
+        self,
+        item_type: str,
+        window: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        category: str | None = None,
+        at: float | None = None,
+        decay: bool = True,
+        source: str | None = None,
+        exclude: frozenset[str] = frozenset(),
+    ) -> Ranked:
+        self.check_type(item_type)
+        if source and source != "interactions":
+            return await self._external(item_type, source, limit, offset)
+        parsed = Window.parse(window or self.settings.default_window)
+        keys = parsed.bucket_weights(item_type, self.settings.popularity_half_life_days, at, decay)
+        if not category and not exclude:
+            top = await self.store.top(POPULARITY, keys, offset, limit)
+            return Ranked(await self.hydrate([(item_type, m, s) for m, s in top]))
+        picked: list[tuple[str, str, float]] = []
+        skipped = 0
+        scanned = 0
+        wanted = category.casefold() if category else None
+        while len(picked) < limit and scanned < _CATEGORY_SCAN_LIMIT:
+            chunk = await self.store.top(POPULARITY, keys, scanned, _CATEGORY_SCAN)
+            if not chunk:
+                break
+            scanned += len(chunk)
+            docs = await self.store.get_docs(ITEMS, [f"{item_type}:{m}" for m, _ in chunk])
+            for (member, score), doc in zip(chunk, docs, strict=True):
+                if f"{item_type}:{member}" in exclude:
+                    continue
+                if wanted and not (doc and wanted in {c.casefold() for c in doc.get("categories") or ()}):
+                    continue
+                if skipped < offset:
+                    skipped += 1
+                    continue
+                picked.append((item_type, member, score))
+                if len(picked) >= limit:
+                    break
+        return Ranked(await self.hydrate(picked))
+
+    async def _external(self, item_type: str, source: str, limit: int, offset: int) -> Ranked:
+        [doc] = await self.store.get_docs(EXTERNAL_SPACE, [f"{item_type}:{source}"])
+        if not doc:
+            return Ranked([], extra={"source": source})
+        rows = doc["items"][offset : offset + limit]
+        ranked = Ranked(await self.hydrate([(item_type, r["item_id"], r.get("score", 0.0)) for r in rows]))
+        ranked.extra = {"source": source, "observed_at": doc.get("observed_at")}
+        return ranked
+
+    async def external_sources(self, item_type: str) -> list[str]:
+        return [key.split(":", 1)[1] for key in await self.store.keys(EXTERNAL_SPACE, f"{item_type}:")]
+
+    async def legacy_popularity(self, item_type: str, limit: int) -> list[dict[str, Any]]:
+        """The older route: interactions first; an external list when no interaction is known."""
+        ranked = await self.popularity(item_type, "all", limit=limit)
+        if not ranked.items:
+            for source in await self.external_sources(item_type):
+                ranked = await self._external(item_type, source, limit, 0)
+                if ranked.items:
+                    break
+        if not ranked.items:
+            raise NotFound(f"nothing is known yet about the popularity of {item_type!r} items")
+        return ranked.items
+
+    # -- recommendations -----------------------------------------------------------------------
+
+    async def model(self, name: str) -> dict[str, Any] | None:
+        [doc] = await self.store.get_docs(MODELS_SPACE, [name])
+        return doc
+
+    async def models(self) -> list[dict[str, Any]]:
+        names = [k for k in await self.store.keys(MODELS_SPACE) if "@" not in k]
+        return [doc for doc in await self.store.get_docs(MODELS_SPACE, names) if doc]
+
+    async def seen(self, user_id: str) -> set[str]:
+        return {member for member, _ in await self.store.top(HISTORY, {user_id: 1.0}, 0, _SEEN_LIMIT)}
+
+    async def recommendations(
+        self,
+        user_id: str,
+        model: str | None = None,
+        item_type: str | None = None,
+        limit: int = 20,
+        exclude: frozenset[str] = frozenset(),
+    ) -> Ranked:
+        name = model or self.settings.default_model
+        if item_type is not None:
+            self.check_type(item_type)
+        model_doc = await self.model(name)
+        if model_doc is None and name != self.settings.default_model:
+            raise NotFound(f"unknown model {name!r}; GET /v1/models lists the published ones")
+        seen = await self.seen(user_id)
+        skip = seen | exclude
+        [doc] = await self.store.get_docs(RECS, [recommendations_key(name, user_id)])
+        if doc:
+            chosen = [
+                (r["item_type"], r["item_id"], r["score"])
+                for r in doc["items"]
+                if (item_type is None or r["item_type"] == item_type)
+                and f"{r['item_type']}:{r['item_id']}" not in skip
+            ][:limit]
+            if chosen:
+                return Ranked(await self.hydrate(chosen), model=name, model_version=doc["model_version"])
+        return await self._fallback(name, item_type, limit, skip)
+
+    async def _fallback(self, model: str, item_type: str | None, limit: int, skip: set[str]) -> Ranked:
+        types = [item_type] if item_type else list(self.registry.names)
+        merged: list[tuple[str, str, float]] = []
+        for kind in types:
+            ranked = await self.popularity(kind, "all", limit=limit, exclude=frozenset(s for s in skip if s.startswith(f"{kind}:")))
+            merged.extend((kind, item["id"], item["score"]) for item in ranked.items)
+        merged.sort(key=lambda row: -row[2])
+        if not merged:
+            raise NotFound("nothing is known yet: no recommendations and no popularity to fall back on")
+        return Ranked(await self.hydrate(merged[:limit]), model=model, fallback="popularity")
+
+    # -- items and users -----------------------------------------------------------------------
+
+    async def item(self, item_type: str, item_id: str) -> dict[str, Any]:
+        self.check_type(item_type)
+        [doc] = await self.store.get_docs(ITEMS, [f"{item_type}:{item_id}"])
+        score = await self.store.score(POPULARITY, f"{item_type}:all", item_id)
+        if doc is None and score is None:
+            raise NotFound(f"no {item_type} with id {item_id!r} is known")
+        item = {"id": item_id, "object_type": item_type, **(doc or {})}
+        item["popularity"] = score or 0.0
+        return item
+
+    async def similar(self, item_type: str, item_id: str, model: str | None = None, limit: int = 20) -> Ranked:
+        self.check_type(item_type)
+        name = model or self.settings.default_model
+        [doc] = await self.store.get_docs(SIMILAR_SPACE, [similar_key(name, item_type, item_id)])
+        if not doc:
+            raise NotFound(f"model {name!r} has no similar items for {item_type} {item_id!r} (train first?)")
+        rows = [(r["item_type"], r["item_id"], r["score"]) for r in doc["items"][:limit]]
+        return Ranked(await self.hydrate(rows), model=name, model_version=doc["model_version"])
+
+    async def history(self, user_id: str, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        rows = await self.store.top(HISTORY, {user_id: 1.0}, offset, limit)
+        items = await self.hydrate([(*split_key(member), ts) for member, ts in rows])
+        for item in items:
+            item["last_interaction"] = int(item.pop("score"))
+        return items
