@@ -1,0 +1,80 @@
+"""`movieaugur stack up|down|status` (also `python -m infra.local ...`).
+
+A typer sub-application so the main CLI can mount it with `app.add_typer(stack_app, name="stack")`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from .config import ENV_DEFAULTS
+from .proc import StackError
+from .stack import Stack
+
+app = typer.Typer(
+    help="Run the local infrastructure (Kafka KRaft, Kafka Connect + MongoDB sink, FerretDB, Redis, "
+         "NGINX gateway) without Docker. State lives in $MOVIEAUGUR_STACK_DIR (default <repo>/.stack).",
+    no_args_is_help=True,
+)
+
+
+def _fail(exc: StackError) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def up() -> None:
+    """Obtain what is missing (first run downloads and builds: minutes), start every component that
+    is not running, and wait until each one answers its own protocol. Safe to repeat."""
+    stack = Stack()
+    try:
+        stack.up()
+    except StackError as exc:
+        _fail(exc)
+    _print_status(stack, as_json=False)
+
+
+@app.command()
+def down() -> None:
+    """Stop the processes this stack started (from its pid files). Data and downloads are kept."""
+    try:
+        Stack().down()
+    except StackError as exc:
+        _fail(exc)
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Show each component: address, pid, health, memory, log file. Exit code 1 if any is unhealthy."""
+    stack = Stack()
+    if not _print_status(stack, as_json=as_json):
+        raise typer.Exit(1)
+
+
+@app.command()
+def env() -> None:
+    """List the environment variables that configure the stack, with their current values."""
+    import os
+    for name, default in ENV_DEFAULTS.items():
+        typer.echo(f"{name}={os.environ.get(name) or default}")
+
+
+def _print_status(stack: Stack, as_json: bool) -> bool:
+    rows = stack.status()
+    if as_json:
+        typer.echo(json.dumps({"stack_dir": str(stack.cfg.root), "components": [r.as_dict() for r in rows]},
+                              indent=2))
+    else:
+        typer.echo(f"stack dir: {stack.cfg.root}")
+        for r in rows:
+            mem = f"{r.rss_mb:.0f} MB" if r.rss_mb is not None else "-"
+            mark = typer.style("up  ", fg=typer.colors.GREEN) if r.healthy else typer.style("DOWN", fg=typer.colors.RED)
+            typer.echo(f"  {mark} {r.name:<9} {r.address:<42} pid {str(r.pid or '-'):<8} {mem:>7}  {r.detail}")
+    return all(r.healthy for r in rows)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,123 @@
+"""Where the local stack keeps its state, which ports and versions it uses.
+
+Everything the stack downloads, builds, writes or logs lives under ONE folder (default `<repo>/.stack`,
+git-ignored) so that `rm -rf .stack` is a complete reset and nothing touches /etc, /var or ~/.m2.
+Every knob is an environment variable so that tests, CI and a developer's shell agree without flags.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: The repository root: infra/local/config.py -> parents[2].
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INFRA_DIR = REPO_ROOT / "infra"
+
+#: Environment variables and their defaults. Non-default ports so that a developer's own Kafka/Redis/...
+#: on the usual ports is never hit by accident.
+ENV_DEFAULTS: dict[str, str] = {
+    "MOVIEAUGUR_STACK_DIR": str(REPO_ROOT / ".stack"),
+    "MOVIEAUGUR_KAFKA_PORT": "19092",
+    "MOVIEAUGUR_KAFKA_CONTROLLER_PORT": "19093",
+    "MOVIEAUGUR_CONNECT_PORT": "18083",
+    "MOVIEAUGUR_FERRETDB_PORT": "27018",
+    "MOVIEAUGUR_REDIS_PORT": "16379",
+    "MOVIEAUGUR_GATEWAY_PORT": "18080",
+    "MOVIEAUGUR_COMMAND_PORT": "18181",
+    "MOVIEAUGUR_QUERY_PORT": "18182",
+    "MOVIEAUGUR_KAFKA_VERSION": "4.4.0",
+    "MOVIEAUGUR_MONGO_CONNECTOR_VERSION": "2.0.1",
+    "MOVIEAUGUR_FERRETDB_VERSION": "v1.24.2",
+    "MOVIEAUGUR_KAFKA_HEAP": "-Xms256m -Xmx512m",
+    "MOVIEAUGUR_CONNECT_HEAP": "-Xms256m -Xmx512m",
+    # Seconds each component may take to become ready (JVMs on 2 busy cores are slow).
+    "MOVIEAUGUR_STACK_TIMEOUT": "180",
+}
+
+
+def env(name: str) -> str:
+    """Read one knob, falling back to its documented default."""
+    return os.environ.get(name) or ENV_DEFAULTS[name]
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """A resolved snapshot of the environment: built once, passed to every component."""
+
+    root: Path
+    kafka_port: int
+    kafka_controller_port: int
+    connect_port: int
+    ferretdb_port: int
+    redis_port: int
+    gateway_port: int
+    command_port: int
+    query_port: int
+    kafka_version: str
+    mongo_connector_version: str
+    ferretdb_version: str
+    kafka_heap: str
+    connect_heap: str
+    timeout: float
+    host: str = "127.0.0.1"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> "StackConfig":
+        return cls(
+            root=Path(env("MOVIEAUGUR_STACK_DIR")).resolve(),
+            kafka_port=int(env("MOVIEAUGUR_KAFKA_PORT")),
+            kafka_controller_port=int(env("MOVIEAUGUR_KAFKA_CONTROLLER_PORT")),
+            connect_port=int(env("MOVIEAUGUR_CONNECT_PORT")),
+            ferretdb_port=int(env("MOVIEAUGUR_FERRETDB_PORT")),
+            redis_port=int(env("MOVIEAUGUR_REDIS_PORT")),
+            gateway_port=int(env("MOVIEAUGUR_GATEWAY_PORT")),
+            command_port=int(env("MOVIEAUGUR_COMMAND_PORT")),
+            query_port=int(env("MOVIEAUGUR_QUERY_PORT")),
+            kafka_version=env("MOVIEAUGUR_KAFKA_VERSION"),
+            mongo_connector_version=env("MOVIEAUGUR_MONGO_CONNECTOR_VERSION"),
+            ferretdb_version=env("MOVIEAUGUR_FERRETDB_VERSION"),
+            kafka_heap=env("MOVIEAUGUR_KAFKA_HEAP"),
+            connect_heap=env("MOVIEAUGUR_CONNECT_HEAP"),
+            timeout=float(env("MOVIEAUGUR_STACK_TIMEOUT")),
+        )
+
+    # Shared folders -------------------------------------------------------------------------------
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def run(self) -> Path:
+        """pid files: one per process this tool started."""
+        return self.root / "run"
+
+    @property
+    def maven_repo(self) -> Path:
+        """A private Maven local repository, so ~/.m2 is neither needed nor modified."""
+        return self.root / "m2"
+
+    # Addresses ------------------------------------------------------------------------------------
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def connect_url(self) -> str:
+        return f"http://{self.host}:{self.connect_port}"
+
+    @property
+    def mongo_url(self) -> str:
+        # directConnection: FerretDB is a single server, never a replica set; without it a driver
+        # that is handed a seed list may wait for a topology it will never see.
+        return f"mongodb://{self.host}:{self.ferretdb_port}/?directConnection=true"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.host}:{self.redis_port}/0"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.gateway_port}"
