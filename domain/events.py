@@ -104,6 +104,7 @@ class ItemCatalogued(MovieAugurEvent):
     categories: list[str] | None = None
     keywords: list[str] | None = None
     creators: list[str] | None = None
+    links: dict[str, str] | None = None  # ids elsewhere, e.g. {"tmdb": "862", "imdb": "tt0114709"}
     source: str = "api"
 
     @property
@@ -113,7 +114,7 @@ class ItemCatalogued(MovieAugurEvent):
     def metadata(self) -> dict[str, Any]:
         """The contract's item object: fields unknown for the item are omitted."""
         doc: dict[str, Any] = {"id": self.item_id, "object_type": self.item_type}
-        for name in ("title", "description", "release_date", "categories", "keywords", "creators"):
+        for name in ("title", "description", "release_date", "categories", "keywords", "creators", "links"):
             value = getattr(self, name)
             if value is not None:
                 doc[name] = value

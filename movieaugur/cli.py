@@ -1,0 +1,192 @@
+"""The `movieaugur` command: demo, serve, import, train, evaluate, replay, stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from movieaugur.config import Settings, load_settings
+from movieaugur.progress import progress_bar, say
+
+app = typer.Typer(
+    help="MovieAugur: event-sourced recommendations. Interactions go into a log; views and models are built from it.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+import_app = typer.Typer(help="Import data into the event log.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+try:  # the local stack manager lives in infra/ and needs nothing beyond the base install
+    from infra.local.cli import app as stack_app
+
+    app.add_typer(stack_app, name="stack", help="The real stack on this machine without Docker: up, down, status.")
+except ImportError:  # pragma: no cover - only on a broken install
+    pass
+
+Port = Annotated[Optional[int], typer.Option(help="TCP port to listen on.")]
+DataDir = Annotated[Optional[Path], typer.Option(help="State folder (default: MOVIEAUGUR_DATA_DIR).")]
+
+
+def _settings(**overrides) -> Settings:  # type: ignore[no-untyped-def]
+    try:
+        return load_settings(**overrides)
+    except Exception as error:  # pydantic's message names the variable
+        raise typer.BadParameter(f"configuration problem: {error}\nCheck the MOVIEAUGUR_* variables (README, Configuration).")
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _run(coro):  # type: ignore[no-untyped-def]
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        say("stopped")
+        return None
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port for the old and new API.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    movielens: Annotated[Optional[Path], typer.Option(help="Load a MovieLens folder (ml-latest-small layout) instead of the built-in sample.")] = None,
+    data_dir: DataDir = None,
+    fresh: Annotated[bool, typer.Option(help="Delete earlier demo state first.")] = False,
+    users: Annotated[int, typer.Option(help="Users in the generated sample.")] = 600,
+    budget: Annotated[float, typer.Option(help="Seconds the trainer may spend choosing a model.")] = 15.0,
+    verbose: bool = False,
+) -> None:
+    """Embedded, no servers: load a sample, train, and serve the old and new API."""
+    _logging(verbose)
+    from movieaugur.demo import run_demo
+
+    settings = _settings(mode="embedded", port=port, host=host, data_dir=data_dir)
+    _run(run_demo(settings, movielens=movielens, fresh=fresh, users=users, budget=budget))
+
+
+@app.command()
+def serve(
+    role: Annotated[list[str], typer.Option(help="commands, queries, projectors; repeat for several. Default: all.")] = [],  # noqa: B006
+    port: Port = None,
+    host: Annotated[Optional[str], typer.Option(help="Address to bind.")] = None,
+    verbose: bool = False,
+) -> None:
+    """The HTTP services (and projector workers) against the configured backends."""
+    _logging(verbose)
+    from movieaugur.serve import run_services
+
+    settings = _settings(port=port, host=host)
+    _run(run_services(settings, set(role) or {"commands", "queries", "projectors"}))
+
+
+@import_app.command("movielens")
+def import_movielens_cmd(
+    path: Annotated[Path, typer.Argument(help="Folder with ratings.csv, movies.csv (and links.csv).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Append MovieLens ratings and movies to the log (re-importing appends nothing new)."""
+    from movieaugur import operations
+    from movieaugur.bootstrap import bootstrap
+
+    async def main() -> None:
+        container = await bootstrap(_settings(data_dir=data_dir))
+        try:
+            started = time.perf_counter()
+            with progress_bar("importing", None) as advance:
+                result = await operations.load_movielens(container, path, lambda _part, n: advance(n))
+            say(f"imported in {operations.elapsed(started)}: {json.dumps(result)}")
+        finally:
+            await container.close()
+
+    _run(main())
+
+
+@app.command()
+def train(
+    model: Annotated[Optional[str], typer.Option(help="Model name to publish under (default: MOVIEAUGUR_DEFAULT_MODEL).")] = None,
+    budget: Annotated[Optional[float], typer.Option(help="Seconds for model selection.")] = None,
+    force: Annotated[bool, typer.Option(help="Publish even if the quality gate fails.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Train on the whole log and publish recommendations if the model beats popularity."""
+    from movieaugur import operations
+    from movieaugur.bootstrap import bootstrap
+
+    async def main() -> int:
+        container = await bootstrap(_settings(data_dir=data_dir))
+        try:
+            report = await operations.train(container, model, budget, force, progress=None if as_json else say)
+        finally:
+            await container.close()
+        if as_json:
+            print(json.dumps(report.as_dict(), indent=2))
+        else:
+            say(f"{'published' if report.published else 'NOT published'} {report.model} {report.version}: {report.reason}")
+        return 0 if report.published else 3
+
+    code = _run(main())
+    raise typer.Exit(code or 0)
+
+
+@app.command()
+def evaluate(
+    dataset: Annotated[Path, typer.Option(help="MovieLens folder (ratings.csv).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+    budget: Annotated[float, typer.Option(help="Seconds for tuning per seed.")] = 60.0,
+    seeds: Annotated[str, typer.Option(help="Comma-separated split seeds.")] = "0,1,2",
+) -> None:
+    """Contract §5: R@20, R@50, NDCG@100 for popularity, EASE, ALS and the published choice."""
+    from offline.evaluation import evaluate_dataset
+
+    if not (dataset / "ratings.csv").is_file() and not dataset.is_file():
+        raise typer.BadParameter(f"{dataset} has no ratings.csv; pass a MovieLens folder such as ../shared/data/ml-latest-small")
+    result = evaluate_dataset(dataset, seeds=tuple(int(s) for s in seeds.split(",")), time_budget=budget,
+                              progress=None if as_json else say)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        for name, metrics in result["models"].items():
+            say(f"{name:>12}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics["mean"].items()))
+
+
+@app.command()
+def replay(
+    projection: Annotated[str, typer.Argument(help="A projection name, or 'all'.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Drop a view and rebuild it from the start of the log; report counts and time."""
+    from movieaugur import operations
+    from movieaugur.bootstrap import bootstrap
+
+    async def main() -> None:
+        container = await bootstrap(_settings(data_dir=data_dir))
+        try:
+            names = list(container.projections) if projection == "all" else [projection]
+            unknown = [n for n in names if n not in container.projections]
+            if unknown:
+                raise typer.BadParameter(f"no projection {unknown[0]!r}; choose from: all, {', '.join(container.projections)}")
+            with progress_bar("replaying", None) as advance:
+                reports = await operations.replay(container, names, lambda _n, k: advance(k))
+            for report in reports:
+                rate = report.events / report.seconds if report.seconds else 0
+                say(f"{report.projection}: {report.events} events in {report.seconds:.2f}s ({rate:,.0f}/s)")
+        finally:
+            await container.close()
+
+    _run(main())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The operations behind the CLI and the Airflow DAGs, each a plain async function over a container.
+
+Keeping them here (not in the CLI) lets dags/ stay thin wrappers and tests call exactly what users run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from domain.events import INTERACTIONS
+from movieaugur.bootstrap import Container
+from offline.movielens import import_movielens
+from offline.sample import generate_sample
+from offline.training import TrainReport, train_and_publish
+from projections.runner import ReplayReport
+
+
+async def log_is_empty(container: Container) -> bool:
+    ends = await container.log.end_offsets(INTERACTIONS)
+    return not any(ends.values())
+
+
+async def catch_up(container: Container, progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+    """Run every projection until it has applied everything in the log."""
+    counts = {}
+    for projector in container.projectors():
+        advance = (lambda n, name=projector.name: progress(name, n)) if progress else None
+        counts[projector.name] = await projector.catch_up(advance)
+    return counts
+
+
+async def load_sample(container: Container, users: int = 600, seed: int = 7) -> dict[str, int]:
+    sample = generate_sample(users=users, seed=seed)
+    catalog = await container.log.append(sample.catalog)
+    appended = 0
+    for start in range(0, len(sample.interactions), 10_000):
+        result = await container.log.append(sample.interactions[start : start + 10_000])
+        appended += result.appended
+    return {"catalog": catalog.appended, "interactions": appended, "users": len(sample.users)}
+
+
+async def load_movielens(container: Container, folder: Path, progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+    results = await import_movielens(container.log, folder, progress=progress)
+    return {part: {"appended": r.appended, "duplicates": r.duplicates} for part, r in results.items()}
+
+
+async def train(
+    container: Container,
+    model: str | None = None,
+    time_budget: float | None = None,
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> TrainReport:
+    settings = container.settings
+    return await train_and_publish(
+        container.log,
+        settings.weights,
+        model_name=model or settings.default_model,
+        time_budget=settings.train_time_budget_seconds if time_budget is None else time_budget,
+        recommendations_per_user=settings.recommendations_per_user,
+        models_dir=settings.models_dir,
+        force=force,
+        progress=progress,
+    )
+
+
+async def replay(
+    container: Container, names: list[str], progress: Callable[[str, int], None] | None = None
+) -> list[ReplayReport]:
+    reports = []
+    for name in names:
+        projector = container.projector(name)
+        advance = (lambda n, name=name: progress(name, n)) if progress else None
+        reports.append(await projector.replay(advance))
+    return reports
+
+
+def wipe_embedded_state(data_dir: Path) -> None:
+    """Delete the embedded log, views and models (the demo's --fresh)."""
+    for name in ("events.sqlite", "views.sqlite"):
+        for suffix in ("", "-wal", "-shm"):
+            (data_dir / f"{name}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(data_dir / "models", ignore_errors=True)
+
+
+def elapsed(since: float) -> str:
+    return f"{time.perf_counter() - since:.1f}s"

@@ -1,0 +1,59 @@
+"""Run the HTTP roles of one process until interrupted (used by `serve` and `demo`)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from aiohttp import web
+
+from movieaugur.app import create_app
+from movieaugur.bootstrap import Container, bootstrap
+from movieaugur.config import Settings
+from movieaugur.progress import say
+
+
+def port_for(settings: Settings, roles: set[str]) -> int:
+    """In distributed mode the command and query services get their own ports (NGINX routes)."""
+    if settings.mode == "distributed" and roles == {"commands"}:
+        return settings.command_port
+    if settings.mode == "distributed" and roles <= {"queries", "projectors"} and "queries" in roles:
+        return settings.query_port
+    return settings.port
+
+
+async def serve_until_stopped(container: Container, roles: set[str], port: int) -> None:
+    app = create_app(container, roles)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, container.settings.host, port, reuse_address=True)
+    await site.start()
+    say(f"serving {', '.join(sorted(roles))} on http://{container.settings.host}:{port} (docs: /docs)")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+async def run_services(settings: Settings, roles: set[str]) -> None:
+    container = await bootstrap(settings)
+    try:
+        if roles == {"projectors"}:
+            await _projectors_only(container)
+        else:
+            await serve_until_stopped(container, roles, port_for(settings, roles))
+    finally:
+        await container.close()
+
+
+async def _projectors_only(container: Container) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    say(f"projecting {', '.join(container.projections)} (Ctrl-C to stop)")
+    await asyncio.gather(*(projector.run(stop) for projector in container.projectors()))
