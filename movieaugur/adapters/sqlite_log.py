@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from eventsourcing.persistence import StoredEvent
+from movieaugur.adapters.threads import BlockingPool
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from domain.codec import EventCodec
@@ -33,6 +34,7 @@ class SQLiteEventLog(EventLog):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.codec = codec or EventCodec()
+        self.pool = BlockingPool("sqlite-log")
         self.datastore = SQLiteDatastore(str(self.path), lock_timeout=30, originator_id_type="text")
         self.recorders = {
             stream: SQLiteApplicationRecorder(self.datastore, events_table_name=f"{stream}_events")
@@ -52,7 +54,7 @@ class SQLiteEventLog(EventLog):
         for event in events:
             by_stream.setdefault(event.stream, []).append(self.codec.stored(event))
         async with self._write_lock:
-            result = await asyncio.to_thread(self._append_sync, by_stream)
+            result = await self.pool.run(self._append_sync, by_stream)
         for stream in by_stream:
             self._signal(stream)
         return result
@@ -95,11 +97,11 @@ class SQLiteEventLog(EventLog):
         return [0]
 
     async def end_offsets(self, stream: str) -> dict[int, int]:
-        last = await asyncio.to_thread(self.recorders[stream].max_notification_id)
+        last = await self.pool.run(self.recorders[stream].max_notification_id)
         return {0: last + 1 if last else 0}
 
     async def read(self, stream: str, partition: int, start: int, limit: int) -> list[LoggedEvent]:
-        notifications = await asyncio.to_thread(
+        notifications = await self.pool.run(
             self.recorders[stream].select_notifications, max(start, 1), limit
         )
         decode = self.codec.decode_stored
@@ -127,4 +129,5 @@ class SQLiteEventLog(EventLog):
             flag.set()
 
     async def close(self) -> None:
+        self.pool.shutdown()
         self.datastore.close()

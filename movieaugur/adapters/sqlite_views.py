@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from eventsourcing.persistence import IntegrityError, Tracking
+from movieaugur.adapters.threads import BlockingPool
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
 from projections.changes import Batch, DocPut, ScoreAdd, ScoreMax, StaleTracking, ViewStore
@@ -40,6 +41,7 @@ class SQLiteViewStore(ViewStore):
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.pool = BlockingPool("sqlite-views")
         self.datastore = SQLiteDatastore(str(self.path), lock_timeout=30)
         self.tracking = SQLiteTrackingRecorder(self.datastore)
         self.tracking.create_table()
@@ -50,7 +52,7 @@ class SQLiteViewStore(ViewStore):
     # -- projector side ------------------------------------------------------------------------
 
     async def apply(self, projection: str, batch: Batch) -> None:
-        await asyncio.to_thread(self._apply, projection, batch)
+        await self.pool.run(self._apply, projection, batch)
 
     def _apply(self, projection: str, batch: Batch) -> None:
         try:
@@ -85,7 +87,7 @@ class SQLiteViewStore(ViewStore):
                 rows = cursor.fetchall()
             return {row[0].split(":", 1)[1]: row[1] + 1 for row in rows}
 
-        return await asyncio.to_thread(read)
+        return await self.pool.run(read)
 
     async def drop(self, projection: str, spaces: Sequence[str]) -> None:
         def drop() -> None:
@@ -96,7 +98,7 @@ class SQLiteViewStore(ViewStore):
                 cursor.execute("DELETE FROM seen WHERE projection = ?", (projection,))
                 cursor.execute("DELETE FROM tracking WHERE application_name LIKE ?", (f"{projection}:%",))
 
-        await asyncio.to_thread(drop)
+        await self.pool.run(drop)
 
     # -- query side ----------------------------------------------------------------------------
 
@@ -124,11 +126,11 @@ class SQLiteViewStore(ViewStore):
                 "WHERE space = ? GROUP BY member ORDER BY s DESC, member DESC LIMIT ? OFFSET ?"
             )
             params = [x for pair in keys.items() for x in pair] + [space, limit, offset]
-        rows = await asyncio.to_thread(self._query, statement, params)
+        rows = await self.pool.run(self._query, statement, params)
         return [(row[0], row[1]) for row in rows]
 
     async def score(self, space: str, key: str, member: str) -> float | None:
-        rows = await asyncio.to_thread(
+        rows = await self.pool.run(
             self._query,
             "SELECT score FROM zset WHERE space = ? AND key = ? AND member = ?",
             (space, key, member),
@@ -142,7 +144,7 @@ class SQLiteViewStore(ViewStore):
         unique = list(dict.fromkeys(keys))
         for i in range(0, len(unique), 900):
             chunk = unique[i : i + 900]
-            rows = await asyncio.to_thread(
+            rows = await self.pool.run(
                 self._query,
                 f"SELECT key, body FROM docs WHERE space = ? AND key IN ({','.join('?' * len(chunk))})",
                 [space, *chunk],
@@ -152,7 +154,7 @@ class SQLiteViewStore(ViewStore):
 
     async def keys(self, space: str, prefix: str = "") -> list[str]:
         pattern = prefix.replace("%", r"\%").replace("_", r"\_") + "%"
-        rows = await asyncio.to_thread(
+        rows = await self.pool.run(
             self._query,
             "SELECT DISTINCT key FROM zset WHERE space = ? AND key LIKE ? ESCAPE '\\' "
             "UNION SELECT key FROM docs WHERE space = ? AND key LIKE ? ESCAPE '\\' ORDER BY 1",
@@ -163,10 +165,10 @@ class SQLiteViewStore(ViewStore):
     async def dump(self, spaces: Sequence[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for space in spaces:
-            zrows = await asyncio.to_thread(
+            zrows = await self.pool.run(
                 self._query, "SELECT key, member, score FROM zset WHERE space = ?", (space,)
             )
-            drows = await asyncio.to_thread(self._query, "SELECT key, body FROM docs WHERE space = ?", (space,))
+            drows = await self.pool.run(self._query, "SELECT key, body FROM docs WHERE space = ?", (space,))
             zsets: dict[str, dict[str, float]] = {}
             for key, member, score in zrows:
                 zsets.setdefault(key, {})[member] = score
@@ -174,4 +176,5 @@ class SQLiteViewStore(ViewStore):
         return out
 
     async def close(self) -> None:
+        self.pool.shutdown()
         self.datastore.close()

@@ -1,0 +1,118 @@
+"""Domain: event records are self-describing, versioned JSON that decode to equal events."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import orjson
+import pytest
+
+from domain.codec import EventCodec
+from domain.events import (
+    INTERACTIONS,
+    InteractionRecorded,
+    ItemCatalogued,
+    ModelPublished,
+    MovieAugurEvent,
+    PopularityObserved,
+    RecommendationsPublished,
+    SimilarItemsPublished,
+    from_unix,
+    originator_for,
+)
+from domain.item_types import ItemTypeRegistry, UnknownItemType
+from domain.weights import ActionWeights, UnknownAction
+from movieaugur.config import Settings
+
+codec = EventCodec()
+
+EXAMPLES = [
+    InteractionRecorded.new(event_id="e1", timestamp=from_unix(1_700_000_000), user_id="u1", item_type="movie", item_id="m1", action="rating", value=4.5),
+    ItemCatalogued.new(item_type="series", item_id="s1", title="Dark", categories=["Drama"], links={"tmdb": "70523"}),
+    PopularityObserved.new(source="tmdb", item_type="movie", items=[{"item_id": "1", "score": 9.5}]),
+    RecommendationsPublished.new(model="default", model_version="v1", user_id="u1", items=[{"item_type": "movie", "item_id": "m2", "score": 0.5}]),
+    SimilarItemsPublished.new(model="default", model_version="v1", item_type="movie", item_id="m1", items=[]),
+    ModelPublished.new(model="default", model_version="v1", algorithm="als", params={"factors": 8}, metrics={"ndcg@100": 0.3}),
+]
+
+
+@pytest.mark.parametrize("event", EXAMPLES, ids=lambda e: type(e).__name__)
+def test_record_round_trip(event: MovieAugurEvent) -> None:
+    record = codec.encode(event)
+    assert codec.decode(record) == event
+    assert codec.decode_stored(codec.stored(event)) == event
+
+
+def test_record_is_self_describing_json() -> None:
+    record = orjson.loads(codec.encode(EXAMPLES[0]))
+    assert record["type"] == "domain.events:InteractionRecorded"
+    assert record["schema_version"] == 1
+    assert record["_id"] == "u1"  # the partition key, and a document id for sinks
+    assert record["event_id"] == "e1"
+    assert record["value"] == 4.5
+
+
+def test_originator_is_derived_from_event_id() -> None:
+    a = InteractionRecorded.new(event_id="same", user_id="u", item_type="movie", item_id="1")
+    b = InteractionRecorded.new(event_id="same", user_id="u", item_type="movie", item_id="1")
+    assert a.originator_id == b.originator_id == originator_for("same")
+    assert a.stream == INTERACTIONS
+
+
+class _RatedV2(MovieAugurEvent):
+    """A later schema of an event: v1 records had `stars`, v2 calls it `value` and adds `scale`."""
+
+    stream: ClassVar[str] = INTERACTIONS
+    class_version: ClassVar[int] = 2
+    user_id: str
+    value: float
+    scale: int
+
+    @property
+    def key(self) -> str:
+        return self.user_id
+
+    @staticmethod
+    def upcast_v1_v2(state: dict) -> None:
+        state["value"] = state.pop("stars")
+        state["scale"] = 5
+
+
+def test_old_schema_versions_are_upcast_on_read() -> None:
+    old_record = orjson.dumps({
+        "type": f"{__name__}:_RatedV2",
+        "schema_version": 1,
+        "_id": "u1",
+        "originator_id": str(originator_for("old")),
+        "timestamp": {"_type_": "datetime_iso", "_data_": "2020-01-01T00:00:00+00:00"},
+        "event_id": "old",
+        "user_id": "u1",
+        "stars": 4.0,
+    })
+    event = codec.decode(old_record)
+    assert isinstance(event, _RatedV2)
+    assert (event.value, event.scale) == (4.0, 5)
+    assert orjson.loads(codec.encode(event))["schema_version"] == 2
+
+
+def test_item_types_are_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().registry.names == ("movie", "series")
+    monkeypatch.setenv("MOVIEAUGUR_ITEM_TYPES", "movie,series,book")
+    registry = Settings().registry
+    assert "book" in registry and registry.get("book").tmdb_kind is None
+    assert registry.get("series").tmdb_kind == "tv"
+    with pytest.raises(UnknownItemType, match="registered: movie, series, book"):
+        registry.get("podcast")
+    with pytest.raises(ValueError, match="not a valid name"):
+        ItemTypeRegistry(["Bad Name"])
+
+
+def test_action_weights_from_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOVIEAUGUR_ACTION_WEIGHTS", "like=5,share=2")
+    weights = Settings().weights
+    assert weights.weight("like") == 5.0
+    assert weights.weight("share") == 2.0
+    assert weights.weight("dislike") < 0
+    assert weights.weight("rating", 5.0) == 2.0 and weights.weight("rating", 1.0) == -2.0
+    with pytest.raises(UnknownAction):
+        ActionWeights({"view": 1.0}).weight("like")
