@@ -146,6 +146,10 @@ class ManagedProcess:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
+        if self._popen is not None and self._popen.pid == pid:
+            # Our own child: trust Popen. (Right after fork, before exec, /proc/<pid>/cmdline is
+            # still *our* Python command line, so the marker test would wrongly say "not ours".)
+            return pid if self._popen.poll() is None else None
         if pid_alive(pid) and self.marker in cmdline(pid):
             return pid
         return None

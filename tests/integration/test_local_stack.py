@@ -133,6 +133,9 @@ def sink_config(topic: str, mongo_url: str, database: str, collection: str) -> d
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter.schemas.enable": "false",
         "document.id.strategy": "com.mongodb.kafka.connect.sink.processor.id.strategy.ProvidedInValueStrategy",
+        # Without this the connector logs a WARN for every record ("Cannot overwrite the existing
+        # '_id' value") although the provided _id is exactly what we want; true = take it, quietly.
+        "document.id.strategy.overwrite.existing": "true",
         "errors.tolerance": "none",
         "errors.log.enable": "true",
         "errors.log.include.messages": "true",
