@@ -34,6 +34,18 @@ class LoggedEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadResult:
+    """Events read from one partition, and the offset to read from next.
+
+    `next_offset` may be past the last event: Kafka's transaction markers occupy offsets that carry
+    no event, and a reader must be able to record that it has moved past them.
+    """
+
+    events: list[LoggedEvent]
+    next_offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class AppendResult:
     appended: int
     duplicates: int = 0
@@ -62,10 +74,9 @@ class EventLog(ABC):
         """Per partition, the offset the next appended event will get."""
 
     @abstractmethod
-    async def read(
-        self, stream: str, partition: int, start: int, limit: int
-    ) -> list[LoggedEvent]:
-        """Up to `limit` events at offsets >= start, in order. May return fewer, or none."""
+    async def read(self, stream: str, partition: int, start: int, limit: int) -> ReadResult:
+        """Up to `limit` events at offsets >= start, in order (fewer, or none, when there are no
+        more right now), and where to continue."""
 
     async def wait_for_events(self, streams: Sequence[str], timeout: float) -> None:
         """Return early when new events may have arrived; adapters that cannot tell just wait."""
@@ -82,11 +93,11 @@ class EventLog(ABC):
         for partition, end in sorted(ends.items()):
             start = 0
             while start < end:
-                chunk = await self.read(stream, partition, start, min(batch, end - start))
-                if not chunk:
+                result = await self.read(stream, partition, start, batch)
+                if result.next_offset <= start:
                     break
-                for logged in chunk:
+                for logged in result.events:
                     if logged.position.offset >= end:
-                        break
+                        return
                     yield logged
-                start = chunk[-1].position.offset + 1
+                start = result.next_offset

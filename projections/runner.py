@@ -42,23 +42,29 @@ class Projector:
         self.batch_size = batch_size
         self.idle_wait = idle_wait
         self.processed = 0
+        self.advanced = False
 
     @property
     def name(self) -> str:
         return self.projection.name
 
     async def step(self) -> int:
-        """Apply at most one batch per partition; return how many events were read."""
+        """Apply at most one batch per partition; return how many events were read.
+
+        `self.advanced` tells whether any position moved (it can move past offsets that hold no
+        event, such as Kafka's transaction markers, with zero events read)."""
         positions = await self.store.positions(self.name)
         total = 0
+        self.advanced = False
         for stream in self.projection.streams:
             for partition in await self.log.partitions(stream):
                 source = f"{stream}/{partition}"
-                logged = await self.log.read(stream, partition, positions.get(source, 0), self.batch_size)
-                if not logged:
+                start = positions.get(source, 0)
+                result = await self.log.read(stream, partition, start, self.batch_size)
+                if result.next_offset <= start:
                     continue
-                batch = Batch(next_offsets={source: logged[-1].position.offset + 1})
-                for item in logged:
+                batch = Batch(next_offsets={source: result.next_offset})
+                for item in result.events:
                     effect = self.projection.effect(item.event)
                     if effect.changes:
                         batch.effects.append(effect)
@@ -67,7 +73,8 @@ class Projector:
                 except StaleTracking:
                     log.info("%s: %s was applied by another runner; re-reading positions", self.name, source)
                     return total
-                total += len(logged)
+                total += len(result.events)
+                self.advanced = True
         self.processed += total
         return total
 
@@ -88,21 +95,21 @@ class Projector:
             if progress and count:
                 progress(count)
             total += count
-            if count == 0:
+            if not self.advanced:
                 return total
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the log until `stop` is set; survive transient errors with a pause."""
         while not stop.is_set():
             try:
-                count = await self.step()
+                await self.step()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - keep following; the error is logged with context
                 log.exception("%s: projection step failed; retrying", self.name)
-                count = 0
+                self.advanced = False
                 await asyncio.sleep(1.0)
-            if count == 0:
+            if not self.advanced:
                 await self.log.wait_for_events(self.projection.streams, self.idle_wait)
 
     async def replay(self, progress: Callable[[int], None] | None = None) -> ReplayReport:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from domain.codec import EventCodec
 from domain.events import STREAMS, MovieAugurEvent
-from domain.ports import AppendResult, EventLog, LoggedEvent, Position
+from domain.ports import AppendResult, EventLog, LoggedEvent, Position, ReadResult
 
 
 class MemoryEventLog(EventLog):
@@ -37,9 +37,10 @@ class MemoryEventLog(EventLog):
     async def end_offsets(self, stream: str) -> dict[int, int]:
         return {p: len(records) for p, records in enumerate(self._records[stream])}
 
-    async def read(self, stream: str, partition: int, start: int, limit: int) -> list[LoggedEvent]:
+    async def read(self, stream: str, partition: int, start: int, limit: int) -> ReadResult:
         records = self._records[stream][partition][start : start + limit]
-        return [
+        events = [
             LoggedEvent(Position(stream, partition, start + i), self.codec.decode(record))
             for i, record in enumerate(records)
         ]
+        return ReadResult(events, start + len(events))

@@ -18,7 +18,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from domain.codec import EventCodec
 from domain.events import STREAMS, MovieAugurEvent
-from domain.ports import AppendResult, EventLog, LoggedEvent, Position
+from domain.ports import AppendResult, EventLog, LoggedEvent, Position, ReadResult
 
 _SQLITE_MAX_VARS = 900
 
@@ -100,15 +100,16 @@ class SQLiteEventLog(EventLog):
         last = await self.pool.run(self.recorders[stream].max_notification_id)
         return {0: last + 1 if last else 0}
 
-    async def read(self, stream: str, partition: int, start: int, limit: int) -> list[LoggedEvent]:
+    async def read(self, stream: str, partition: int, start: int, limit: int) -> ReadResult:
         notifications = await self.pool.run(
             self.recorders[stream].select_notifications, max(start, 1), limit
         )
         decode = self.codec.decode_stored
-        return [
+        events = [
             LoggedEvent(Position(stream, 0, n.id), decode(n))  # type: ignore[arg-type]
             for n in notifications
         ]
+        return ReadResult(events, events[-1].position.offset + 1 if events else start)
 
     async def wait_for_events(self, streams: Sequence[str], timeout: float) -> None:
         """Sleep until this process appends to one of `streams`, or `timeout` passes (another
