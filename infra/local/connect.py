@@ -50,7 +50,7 @@ class ConnectWorker(Component):
             raise StackError(f"connect needs Kafka at {self.cfg.bootstrap_servers}: {reason}")
 
     def render_properties(self) -> str:
-        template = Template((INFRA_DIR / "connect" / "worker.properties.template").read_text())
+        template = Template((INFRA_DIR / "connect" / "worker.template.properties").read_text())
         return template.substitute(bootstrap_servers=self.cfg.bootstrap_servers, host=self.cfg.host,
                                    port=self.cfg.connect_port, plugin_path=plugin_root(self.cfg))
 

@@ -81,7 +81,7 @@ class KafkaBroker(Component):
         ensure_kafka_lib(self.cfg, self.report)
 
     def render_properties(self) -> str:
-        template = Template((INFRA_DIR / "kafka" / "server.properties.template").read_text())
+        template = Template((INFRA_DIR / "kafka" / "server.template.properties").read_text())
         return template.substitute(host=self.cfg.host, port=self.cfg.kafka_port,
                                    controller_port=self.cfg.kafka_controller_port, data_dir=self.data_dir)
 

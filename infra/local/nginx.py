@@ -49,7 +49,7 @@ class NginxGateway(Component):
         # As root, nginx would drop worker privileges to `nobody`, who cannot write the cache under
         # a root-owned stack dir; run workers as the invoking user instead.
         user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else "# (not root: no user directive)"
-        template = Template((INFRA_DIR / "nginx" / "gateway.conf.template").read_text())
+        template = Template((INFRA_DIR / "nginx" / "gateway.template.conf").read_text())
         return template.substitute(user_directive=user, host=self.cfg.host, port=self.port,
                                    command_port=self.cfg.command_port, query_port=self.cfg.query_port,
                                    write_rate=WRITE_RATE, write_burst=WRITE_BURST, prefix=self.home)
