@@ -56,17 +56,16 @@ published = st.builds(
     items=st.lists(st.sampled_from(ITEMS), max_size=3),
 )
 event = st.one_of(interaction, interaction, interaction, catalogued, published)
-step = st.one_of(
+STEPS = st.lists(st.one_of(
     st.tuples(st.just("append"), st.lists(event, min_size=1, max_size=6)),
     st.tuples(st.just("project"), st.integers(1, 3)),
     st.tuples(st.just("restart"), st.integers(1, 7)),  # a new projector process, new batch size
-)
+), min_size=1, max_size=25)
 
 
-async def scenario(steps, first_batch: int, folder: Path) -> None:  # type: ignore[no-untyped-def]
+async def scenario(steps, first_batch: int, incremental, replayed) -> None:  # type: ignore[no-untyped-def]
+    """Run `steps` against a log and two empty stores; assert the properties."""
     log = MemoryEventLog(partitions=3)
-    incremental = SQLiteViewStore(folder / "incremental.sqlite")
-    replayed = SQLiteViewStore(folder / "replayed.sqlite")
     projections = build_projections(WEIGHTS)
     runners = {name: Projector(p, log, incremental, batch_size=first_batch) for name, p in projections.items()}
     appended: list = []
@@ -101,12 +100,20 @@ async def scenario(steps, first_batch: int, folder: Path) -> None:  # type: igno
         for member, score in members.items()
     }
     assert actual == {k: v for k, v in expected.items() if k in actual or v != 0.0}
-    await incremental.close()
-    await replayed.close()
+
+
+async def sqlite_scenario(steps, first_batch: int, folder: Path) -> None:  # type: ignore[no-untyped-def]
+    incremental = SQLiteViewStore(folder / "incremental.sqlite")
+    replayed = SQLiteViewStore(folder / "replayed.sqlite")
+    try:
+        await scenario(steps, first_batch, incremental, replayed)
+    finally:
+        await incremental.close()
+        await replayed.close()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps=st.lists(step, min_size=1, max_size=25), first_batch=st.integers(1, 7))
+@given(steps=STEPS, first_batch=st.integers(1, 7))
 def test_replayed_view_equals_incremental_view(steps, first_batch) -> None:  # type: ignore[no-untyped-def]
     with tempfile.TemporaryDirectory() as folder:
-        asyncio.run(scenario(steps, first_batch, Path(folder)))
+        asyncio.run(sqlite_scenario(steps, first_batch, Path(folder)))

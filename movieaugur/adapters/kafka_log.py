@@ -1,0 +1,210 @@
+"""The distributed event log: one Kafka topic per stream (contract §3), written transactionally.
+
+Writes: every request's batch is one Kafka transaction of an idempotent producer (acks=all). The
+call returns only after the commit, so an acknowledged event is durable on the broker; a failed or
+timed-out batch is aborted, and readers (isolation_level=read_committed) never see any of it, so a
+503 leaves nothing behind. Events are keyed (user for interactions) so per-key order holds.
+
+Reads: one consumer per stream with manually assigned partitions; the caller passes the offset to
+read from (the projection's own tracking), never a committed group offset. Transaction markers take
+offsets too, which is why reads report the next offset rather than the last event's offset + 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from domain.codec import EventCodec
+from domain.events import INTERACTIONS, ITEMS, POPULARITY, RECOMMENDATIONS, STREAMS, MovieAugurEvent
+from domain.ports import AppendResult, EventLog, LoggedEvent, LogUnavailable, Position, ReadResult
+from movieaugur.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Contract §3: interactions are the truth (never compacted, kept forever); items and
+# recommendations are latest-per-key (compacted); external popularity lists are kept.
+TOPIC_CONFIGS: dict[str, dict[str, str]] = {
+    INTERACTIONS: {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"},
+    ITEMS: {"cleanup.policy": "compact"},
+    POPULARITY: {"cleanup.policy": "delete", "retention.ms": "-1"},
+    RECOMMENDATIONS: {"cleanup.policy": "compact"},
+}
+
+
+class KafkaEventLog(EventLog):
+    def __init__(self, settings: Settings, codec: EventCodec | None = None, write_timeout: float = 10.0):
+        self.settings = settings
+        self.codec = codec or EventCodec()
+        self.bootstrap = settings.kafka_bootstrap
+        self.write_timeout = write_timeout
+        self._producer: AIOKafkaProducer | None = None
+        self._producer_lock = asyncio.Lock()  # one transaction at a time per producer
+        self._consumers: dict[str, AIOKafkaConsumer] = {}
+        self._consumer_locks: dict[str, asyncio.Lock] = {s: asyncio.Lock() for s in STREAMS}
+        self._partitions: dict[str, list[int]] = {}
+
+    def topic(self, stream: str) -> str:
+        return self.settings.topic(stream)
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create missing topics; tolerate an unreachable broker (writes then answer 503)."""
+        try:
+            await asyncio.wait_for(self.ensure_topics(), self.write_timeout * 3)
+        except (KafkaError, OSError, TimeoutError) as error:
+            log.warning("Kafka at %s not reachable at start (%r); will retry on use", self.bootstrap, error)
+
+    async def ensure_topics(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            wanted = [
+                NewTopic(self.topic(s), self.settings.kafka_partitions, 1, topic_configs=TOPIC_CONFIGS[s])
+                for s in STREAMS
+                if self.topic(s) not in existing
+            ]
+            if wanted:
+                response = await admin.create_topics(wanted)
+                for name, code, *_ in getattr(response, "topic_errors", getattr(response, "topic_error_codes", [])):
+                    if code not in (0, TopicAlreadyExistsError.errno):
+                        raise KafkaError(f"creating topic {name} failed with error code {code}")
+        finally:
+            await admin.close()
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    async def _ready_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                transactional_id=f"movieaugur-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=2,
+                max_batch_size=512 * 1024,
+                max_request_size=16 * 1024 * 1024,
+                request_timeout_ms=int(self.write_timeout * 1000),
+                compression_type="lz4" if _has_lz4() else None,
+            )
+            try:
+                await producer.start()
+            except BaseException:
+                await _quietly_stop(producer)
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def append(self, events: Sequence[MovieAugurEvent]) -> AppendResult:
+        if not events:
+            return AppendResult(0)
+        records = [(self.topic(e.stream), e.key.encode(), self.codec.encode(e)) for e in events]
+        async with self._producer_lock:
+            try:
+                await asyncio.wait_for(self._transaction(records), self.write_timeout)
+            except (KafkaError, OSError, TimeoutError) as error:
+                await self._discard_producer()
+                raise LogUnavailable(f"Kafka at {self.bootstrap}: {type(error).__name__}: {error}") from error
+        return AppendResult(appended=len(records))
+
+    async def _transaction(self, records: list[tuple[str, bytes, bytes]]) -> None:
+        producer = await self._ready_producer()
+        async with producer.transaction():
+            futures = [await producer.send(topic, value=value, key=key) for topic, key, value in records]
+            await asyncio.gather(*futures)
+
+    async def _discard_producer(self) -> None:
+        """After a failure the transactional producer may be in an error state: start afresh."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await _quietly_stop(producer)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def _consumer(self, stream: str) -> AIOKafkaConsumer:
+        consumer = self._consumers.get(stream)
+        if consumer is None:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",
+                max_partition_fetch_bytes=4 * 1024 * 1024,
+                fetch_max_wait_ms=200,
+            )
+            await consumer.start()
+            partitions = await self.partitions(stream, consumer)
+            consumer.assign([TopicPartition(self.topic(stream), p) for p in partitions])
+            self._consumers[stream] = consumer
+        return consumer
+
+    async def partitions(self, stream: str, consumer: AIOKafkaConsumer | None = None) -> list[int]:
+        if stream not in self._partitions:
+            client = consumer or await self._consumer(stream)
+            found = client.partitions_for_topic(self.topic(stream))
+            if not found:
+                await client._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+                found = client.partitions_for_topic(self.topic(stream))
+            if not found:
+                raise LogUnavailable(f"topic {self.topic(stream)} does not exist; run `movieaugur stack up` or start with topics")
+            self._partitions[stream] = sorted(found)
+        return self._partitions[stream]
+
+    async def end_offsets(self, stream: str) -> dict[int, int]:
+        async with self._consumer_locks[stream]:
+            consumer = await self._consumer(stream)
+            tps = [TopicPartition(self.topic(stream), p) for p in await self.partitions(stream)]
+            ends = await consumer.end_offsets(tps)
+        return {tp.partition: offset for tp, offset in ends.items()}
+
+    async def read(self, stream: str, partition: int, start: int, limit: int) -> ReadResult:
+        tp = TopicPartition(self.topic(stream), partition)
+        async with self._consumer_locks[stream]:
+            consumer = await self._consumer(stream)
+            if await consumer.position(tp) != start:
+                consumer.seek(tp, start)
+            fetched = await consumer.getmany(tp, timeout_ms=200, max_records=limit)
+            records = fetched.get(tp, [])
+            next_offset = await consumer.position(tp)
+        events = [
+            LoggedEvent(Position(stream, partition, record.offset), self.codec.decode(record.value))
+            for record in records
+        ]
+        if events:
+            next_offset = max(next_offset, events[-1].position.offset + 1)
+        return ReadResult(events, max(next_offset, start))
+
+    async def wait_for_events(self, streams: Sequence[str], timeout: float) -> None:
+        # The reads above already long-poll the broker (fetch_max_wait_ms); a short pause suffices.
+        await asyncio.sleep(min(timeout, 0.05))
+
+    async def close(self) -> None:
+        await self._discard_producer()
+        consumers, self._consumers = self._consumers, {}
+        for consumer in consumers.values():
+            await _quietly_stop(consumer)
+
+
+async def _quietly_stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
+    try:
+        await asyncio.wait_for(client.stop(), 10)
+    except Exception as error:  # noqa: BLE001 - stopping a broken client must not mask the cause
+        log.debug("ignored error while stopping a Kafka client: %r", error)
+
+
+def _has_lz4() -> bool:
+    try:
+        import lz4  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,158 @@
+"""Views in Redis: sorted sets natively, documents in hashes, tracking and guards beside them.
+
+A batch is applied by one Lua script, which Redis runs atomically: it first checks that every
+tracking position advances (else nothing is written: StaleTracking), then applies each effect whose
+guard (event id) is new, then records the positions. So a projector killed at any point either
+applied a whole batch with its positions or nothing, exactly as the SQLite store does.
+
+Key layout under a prefix (default "ma:"):
+  z:{space}:{key}      sorted set          d:{space}          hash key -> JSON document
+  zk:{space}           set of zset keys    t:{projection}     hash source -> next offset
+  g:{projection}       set of seen guards
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from projections.changes import Batch, DocPut, ScoreAdd, ScoreMax, StaleTracking, ViewStore
+
+_APPLY = """
+local prefix = ARGV[1]
+local projection = ARGV[2]
+local batch = cjson.decode(ARGV[3])
+local tracking = prefix .. 't:' .. projection
+for source, next_offset in pairs(batch.positions) do
+  local current = tonumber(redis.call('HGET', tracking, source) or '-1')
+  if current >= next_offset then
+    return redis.error_reply('STALE ' .. source .. ' at ' .. current)
+  end
+end
+local guards = prefix .. 'g:' .. projection
+for _, effect in ipairs(batch.effects) do
+  local fresh = true
+  if effect.g then
+    fresh = redis.call('SADD', guards, effect.g) == 1
+  end
+  if fresh then
+    for _, c in ipairs(effect.c) do
+      local op = c[1]
+      if op == 'add' or op == 'max' then
+        local key = prefix .. 'z:' .. c[2] .. ':' .. c[3]
+        redis.call('SADD', prefix .. 'zk:' .. c[2], c[3])
+        if op == 'add' then
+          redis.call('ZINCRBY', key, c[5], c[4])
+        else
+          redis.call('ZADD', key, 'GT', c[5], c[4])
+        end
+      else
+        redis.call('HSET', prefix .. 'd:' .. c[2], c[3], c[4])
+      end
+    end
+  end
+end
+for source, next_offset in pairs(batch.positions) do
+  redis.call('HSET', tracking, source, next_offset)
+end
+return #batch.effects
+"""
+
+
+def _encode_change(change: ScoreAdd | ScoreMax | DocPut) -> list[Any]:
+    if isinstance(change, ScoreAdd):
+        return ["add", change.space, change.key, change.member, change.delta]
+    if isinstance(change, ScoreMax):
+        return ["max", change.space, change.key, change.member, change.score]
+    return ["doc", change.space, change.key, orjson.dumps(change.doc).decode()]
+
+
+class RedisViewStore(ViewStore):
+    def __init__(self, url: str, prefix: str = "ma:"):
+        self.redis = aioredis.from_url(url, decode_responses=False)
+        self.prefix = prefix
+        self._apply = self.redis.register_script(_APPLY)
+
+    def _z(self, space: str, key: str) -> str:
+        return f"{self.prefix}z:{space}:{key}"
+
+    # -- projector side ------------------------------------------------------------------------
+
+    async def apply(self, projection: str, batch: Batch) -> None:
+        payload = {
+            "positions": batch.next_offsets,
+            "effects": [
+                {"g": e.guard, "c": [_encode_change(c) for c in e.changes]} if e.guard else {"c": [_encode_change(c) for c in e.changes]}
+                for e in batch.effects
+            ],
+        }
+        try:
+            await self._apply(args=[self.prefix, projection, orjson.dumps(payload)])
+        except ResponseError as error:
+            if str(error).startswith("STALE"):
+                raise StaleTracking(f"{projection}: {error}") from error
+            raise
+
+    async def positions(self, projection: str) -> dict[str, int]:
+        raw = await self.redis.hgetall(f"{self.prefix}t:{projection}")
+        return {k.decode(): int(float(v)) for k, v in raw.items()}
+
+    async def drop(self, projection: str, spaces: Sequence[str]) -> None:
+        doomed = [f"{self.prefix}t:{projection}", f"{self.prefix}g:{projection}"]
+        for space in spaces:
+            doomed.append(f"{self.prefix}d:{space}")
+            doomed.append(f"{self.prefix}zk:{space}")
+            async for key in self.redis.scan_iter(match=f"{self.prefix}z:{space}:*", count=1000):
+                doomed.append(key)
+        for start in range(0, len(doomed), 500):
+            await self.redis.delete(*doomed[start : start + 500])
+
+    # -- query side ----------------------------------------------------------------------------
+
+    async def top(self, space: str, keys: Mapping[str, float], offset: int, limit: int) -> list[tuple[str, float]]:
+        if not keys:
+            return []
+        if len(keys) == 1 and next(iter(keys.values())) == 1.0:
+            rows = await self.redis.zrevrange(self._z(space, next(iter(keys))), offset, offset + limit - 1, withscores=True)
+            return [(member.decode(), score) for member, score in rows]
+        rows = await self._weighted_union([self._z(space, k) for k in keys], list(keys.values()))
+        rows.sort(key=lambda row: (row[1], row[0]), reverse=True)
+        return rows[offset : offset + limit]
+
+    async def _weighted_union(self, names: list[str], weights: list[float]) -> list[tuple[str, float]]:
+        # ZUNION with WEIGHTS (Redis >= 6.2); redis-py's zunion takes a dict name -> weight.
+        rows = await self.redis.zunion(dict(zip(names, weights, strict=True)), withscores=True)
+        return [(member.decode(), score) for member, score in rows]
+
+    async def score(self, space: str, key: str, member: str) -> float | None:
+        return await self.redis.zscore(self._z(space, key), member)
+
+    async def get_docs(self, space: str, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        if not keys:
+            return []
+        raw = await self.redis.hmget(f"{self.prefix}d:{space}", list(keys))
+        return [orjson.loads(value) if value is not None else None for value in raw]
+
+    async def keys(self, space: str, prefix: str = "") -> list[str]:
+        zkeys = {k.decode() for k in await self.redis.smembers(f"{self.prefix}zk:{space}")}
+        dkeys = {k.decode() for k in await self.redis.hkeys(f"{self.prefix}d:{space}")}
+        return sorted(k for k in zkeys | dkeys if k.startswith(prefix))
+
+    async def dump(self, spaces: Sequence[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for space in spaces:
+            zsets: dict[str, dict[str, float]] = {}
+            for key in await self.redis.smembers(f"{self.prefix}zk:{space}"):
+                rows = await self.redis.zrange(self._z(space, key.decode()), 0, -1, withscores=True)
+                if rows:
+                    zsets[key.decode()] = {m.decode(): s for m, s in rows}
+            docs = await self.redis.hgetall(f"{self.prefix}d:{space}")
+            out[space] = {"zsets": zsets, "docs": {k.decode(): orjson.loads(v) for k, v in docs.items()}}
+        return out
+
+    async def close(self) -> None:
+        await self.redis.aclose()

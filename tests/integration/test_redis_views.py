@@ -1,0 +1,74 @@
+"""The Redis view store against a real Redis: the same replay property as the SQLite store, and the
+same answers to the same queries (projection logic written once, storage chosen by configuration)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from infra.local.testing import ensure_stack
+from movieaugur.adapters.redis_views import RedisViewStore
+from projections.changes import Batch, DocPut, Effect, ScoreAdd, ScoreMax, StaleTracking
+from tests.unit.test_replay_property import STEPS, scenario
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> str:
+    return ensure_stack().redis_url
+
+
+async def redis_scenario(url: str, steps, first_batch: int) -> None:  # type: ignore[no-untyped-def]
+    run = uuid.uuid4().hex[:8]
+    incremental = RedisViewStore(url, prefix=f"test:{run}:inc:")
+    replayed = RedisViewStore(url, prefix=f"test:{run}:rep:")
+    try:
+        await scenario(steps, first_batch, incremental, replayed)
+    finally:
+        for store in (incremental, replayed):
+            async for key in store.redis.scan_iter(match=f"{store.prefix}*"):
+                await store.redis.delete(key)
+            await store.close()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(steps=STEPS, first_batch=st.integers(1, 7))
+def test_redis_replayed_view_equals_incremental_view(redis_url, steps, first_batch) -> None:  # type: ignore[no-untyped-def]
+    asyncio.run(redis_scenario(redis_url, steps, first_batch))
+
+
+def test_redis_store_semantics(redis_url) -> None:  # type: ignore[no-untyped-def]
+    async def check() -> None:
+        store = RedisViewStore(redis_url, prefix=f"test:{uuid.uuid4().hex[:8]}:")
+        try:
+            batch = Batch(
+                effects=[
+                    Effect((ScoreAdd("pop", "movie:all", "m1", 2.0), ScoreAdd("pop", "movie:d1", "m1", 2.0)), guard="e1"),
+                    Effect((ScoreAdd("pop", "movie:all", "m1", 2.0),), guard="e1"),  # a retry: no effect
+                    Effect((ScoreAdd("pop", "movie:all", "m2", 1.0), ScoreMax("hist", "u1", "movie:m2", 5.0))),
+                    Effect((ScoreMax("hist", "u1", "movie:m2", 3.0), DocPut("items", "movie:m1", {"title": "A"}))),
+                ],
+                next_offsets={"interactions/0": 4},
+            )
+            await store.apply("p", batch)
+            assert await store.positions("p") == {"interactions/0": 4}
+            assert await store.top("pop", {"movie:all": 1.0}, 0, 10) == [("m1", 2.0), ("m2", 1.0)]
+            assert await store.top("pop", {"movie:all": 0.5, "movie:d1": 1.0}, 0, 10) == [("m1", 3.0), ("m2", 0.5)]
+            assert await store.score("hist", "u1", "movie:m2") == 5.0
+            assert await store.get_docs("items", ["movie:m1", "nope"]) == [{"title": "A"}, None]
+            assert await store.keys("pop", "movie:d") == ["movie:d1"]
+            with pytest.raises(StaleTracking):
+                await store.apply("p", Batch([Effect((ScoreAdd("pop", "movie:all", "m9", 1.0),))], {"interactions/0": 4}))
+            assert await store.score("pop", "movie:all", "m9") is None  # nothing of a stale batch
+            await store.drop("p", ["pop", "hist", "items"])
+            assert await store.positions("p") == {} and await store.dump(["pop", "hist", "items"]) == {
+                "pop": {"zsets": {}, "docs": {}}, "hist": {"zsets": {}, "docs": {}}, "items": {"zsets": {}, "docs": {}}}
+        finally:
+            await store.close()
+
+    asyncio.run(check())
