@@ -157,7 +157,8 @@ def run_protocol(
          "n_users": int, "n_items": int, "best": name,
          "models": {name: {"mean": {metric: float}, "std": {...},
                            "per_seed": {"0": {...}}, "fit_seconds": float,
-                           "recommend_seconds": float, "params": {...}}}}
+                           "recommend_seconds": float, "params": {...},
+                           "params_per_seed": {"0": {...}}}}}
     """
     if models is None:
         from offline.tuning import default_models
@@ -180,6 +181,7 @@ def run_protocol(
             r["fit"].append(fit_s)
             r["rank"].append(rank_s)
             r["params"] = model.params
+            r.setdefault("params_per_seed", {})[str(seed)] = model.params
             if progress:
                 progress(f"seed={seed} {name}: ndcg@100={metrics['ndcg@100']:.4f} fit={fit_s:.1f}s")
     out_models = {}
@@ -191,7 +193,8 @@ def run_protocol(
             "per_seed": r["per_seed"],
             "fit_seconds": float(np.mean(r["fit"])),
             "recommend_seconds": float(np.mean(r["rank"])),
-            "params": r.get("params", {}),
+            "params": r.get("params", {}),  # last seed's (identical for fixed configs)
+            "params_per_seed": r.get("params_per_seed", {}),
         }
     best = max(out_models, key=lambda n: out_models[n]["mean"]["ndcg@100"]) if out_models else None
     return {
