@@ -145,7 +145,7 @@ class RecommendationsPublished(MovieAugurEvent):
 
     @property
     def key(self) -> str:
-        return f"{self.model}:{self.user_id}"
+        return f"rec:{self.model}:{self.user_id}"
 
 
 class SimilarItemsPublished(MovieAugurEvent):
@@ -160,7 +160,7 @@ class SimilarItemsPublished(MovieAugurEvent):
 
     @property
     def key(self) -> str:
-        return f"similar:{self.model}:{self.item_type}:{self.item_id}"
+        return f"sim:{self.model}:{self.item_type}:{self.item_id}"
 
 
 class ModelPublished(MovieAugurEvent):
@@ -177,7 +177,8 @@ class ModelPublished(MovieAugurEvent):
 
     @property
     def key(self) -> str:
-        return f"model:{self.model}"
+        """Every version keeps its own key, so a compacted topic keeps the whole registry."""
+        return f"model:{self.model}@{self.model_version}"
 
 
 EVENT_TYPES: tuple[type[MovieAugurEvent], ...] = (

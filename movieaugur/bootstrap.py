@@ -69,4 +69,9 @@ async def bootstrap(settings: Settings) -> Container:
     start = getattr(log, "start", None)
     if start is not None:
         await start()
-    return Container(settings, log, store, codec, build_projections(settings.weights))
+    projections = build_projections(settings.weights)
+    if settings.mode == "distributed":
+        from movieaugur.adapters.distributed_views import CONNECT_PROJECTIONS
+
+        projections = {name: p for name, p in projections.items() if name not in CONNECT_PROJECTIONS}
+    return Container(settings, log, store, codec, projections)

@@ -60,7 +60,7 @@ def demo(
     data_dir: DataDir = None,
     fresh: Annotated[bool, typer.Option(help="Delete earlier demo state first.")] = False,
     users: Annotated[int, typer.Option(help="Users in the generated sample.")] = 600,
-    budget: Annotated[float, typer.Option(help="Seconds the trainer may spend choosing a model.")] = 15.0,
+    budget: Annotated[float, typer.Option(help="Seconds the trainer may spend choosing a model.")] = 5.0,
     verbose: bool = False,
 ) -> None:
     """Embedded, no servers: load a sample, train, and serve the old and new API."""

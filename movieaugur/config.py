@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_partitions: int = 3
     redis_url: str = "redis://127.0.0.1:16379/0"
-    mongo_url: str = "mongodb://127.0.0.1:27018/"
+    mongo_url: str = "mongodb://127.0.0.1:27018/?directConnection=true"
     mongo_database: str = "movieaugur"
 
     # Offline.

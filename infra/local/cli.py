@@ -32,9 +32,13 @@ def up() -> None:
     stack = Stack()
     try:
         stack.up()
+        from .connectors import ensure_topics_and_connectors
+
+        names = ensure_topics_and_connectors(stack)
     except StackError as exc:
         _fail(exc)
     _print_status(stack, as_json=False)
+    typer.echo(f"  topics ready; connectors registered: {', '.join(names)}")
 
 
 @app.command()

@@ -50,6 +50,7 @@ class KafkaEventLog(EventLog):
         self._producer_lock = asyncio.Lock()  # one transaction at a time per producer
         self._consumers: dict[str, AIOKafkaConsumer] = {}
         self._consumer_locks: dict[str, asyncio.Lock] = {s: asyncio.Lock() for s in STREAMS}
+        self._create_lock = asyncio.Lock()
         self._partitions: dict[str, list[int]] = {}
 
     def topic(self, stream: str) -> str:
@@ -133,19 +134,28 @@ class KafkaEventLog(EventLog):
 
     async def _consumer(self, stream: str) -> AIOKafkaConsumer:
         consumer = self._consumers.get(stream)
-        if consumer is None:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap,
-                enable_auto_commit=False,
-                isolation_level="read_committed",
-                auto_offset_reset="earliest",
-                max_partition_fetch_bytes=4 * 1024 * 1024,
-                fetch_max_wait_ms=200,
-            )
-            await consumer.start()
+        if consumer is not None:
+            return consumer
+        async with self._create_lock:
+            return self._consumers.get(stream) or await self._new_consumer(stream)
+
+    async def _new_consumer(self, stream: str) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=200,
+        )
+        await consumer.start()
+        try:
             partitions = await self.partitions(stream, consumer)
-            consumer.assign([TopicPartition(self.topic(stream), p) for p in partitions])
-            self._consumers[stream] = consumer
+        except BaseException:
+            await _quietly_stop(consumer)
+            raise
+        consumer.assign([TopicPartition(self.topic(stream), p) for p in partitions])
+        self._consumers[stream] = consumer
         return consumer
 
     async def partitions(self, stream: str, consumer: AIOKafkaConsumer | None = None) -> list[int]:

@@ -1,0 +1,68 @@
+"""Distributed mode's view store: Redis for what projectors write, MongoDB for what Connect sinks.
+
+Reads are routed by space and projector writes by projection, so the query service and the
+projector runner see one ViewStore, as in embedded mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from movieaugur.adapters.mongo_records import SPACES as CONNECT_SPACES, MongoRecordViews
+from movieaugur.adapters.redis_views import RedisViewStore
+from movieaugur.config import Settings
+from projections.changes import Batch, ViewStore
+
+# Projections whose views Kafka Connect maintains in distributed mode (no projector runs them).
+CONNECT_PROJECTIONS = frozenset({"catalog", "recommendations"})
+
+
+class RoutedViewStore(ViewStore):
+    def __init__(self, redis: RedisViewStore, mongo: MongoRecordViews):
+        self.redis = redis
+        self.mongo = mongo
+
+    def _for_space(self, space: str) -> ViewStore:
+        return self.mongo if space in CONNECT_SPACES else self.redis
+
+    def _for_projection(self, projection: str) -> ViewStore:
+        return self.mongo if projection in CONNECT_PROJECTIONS else self.redis
+
+    async def apply(self, projection: str, batch: Batch) -> None:
+        await self._for_projection(projection).apply(projection, batch)
+
+    async def positions(self, projection: str) -> dict[str, int]:
+        return await self._for_projection(projection).positions(projection)
+
+    async def drop(self, projection: str, spaces: Sequence[str]) -> None:
+        await self._for_projection(projection).drop(projection, spaces)
+
+    async def top(self, space: str, keys: Mapping[str, float], offset: int, limit: int) -> list[tuple[str, float]]:
+        return await self._for_space(space).top(space, keys, offset, limit)
+
+    async def score(self, space: str, key: str, member: str) -> float | None:
+        return await self._for_space(space).score(space, key, member)
+
+    async def get_docs(self, space: str, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        return await self._for_space(space).get_docs(space, keys)
+
+    async def keys(self, space: str, prefix: str = "") -> list[str]:
+        return await self._for_space(space).keys(space, prefix)
+
+    async def dump(self, spaces: Sequence[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for space in spaces:
+            out.update(await self._for_space(space).dump([space]))
+        return out
+
+    async def close(self) -> None:
+        await self.redis.close()
+        await self.mongo.close()
+
+
+def build_distributed_store(settings: Settings) -> RoutedViewStore:
+    return RoutedViewStore(
+        RedisViewStore(settings.redis_url, prefix=f"{settings.topic_prefix}v:"),
+        MongoRecordViews(settings.mongo_url, settings.mongo_database),
+    )
