@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     topic_prefix: str = "movieaugur."
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_partitions: int = 3
+    kafka_write_timeout_seconds: float = 5.0
     redis_url: str = "redis://127.0.0.1:16379/0"
     mongo_url: str = "mongodb://127.0.0.1:27018/?directConnection=true"
     mongo_database: str = "movieaugur"

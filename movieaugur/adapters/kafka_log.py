@@ -41,16 +41,17 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
 
 
 class KafkaEventLog(EventLog):
-    def __init__(self, settings: Settings, codec: EventCodec | None = None, write_timeout: float = 10.0):
+    def __init__(self, settings: Settings, codec: EventCodec | None = None, write_timeout: float | None = None):
         self.settings = settings
         self.codec = codec or EventCodec()
         self.bootstrap = settings.kafka_bootstrap
-        self.write_timeout = write_timeout
+        self.write_timeout = settings.kafka_write_timeout_seconds if write_timeout is None else write_timeout
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()  # one transaction at a time per producer
         self._consumers: dict[str, AIOKafkaConsumer] = {}
         self._consumer_locks: dict[str, asyncio.Lock] = {s: asyncio.Lock() for s in STREAMS}
         self._create_lock = asyncio.Lock()
+        self._cleanups: set[asyncio.Future] = set()
         self._partitions: dict[str, list[int]] = {}
 
     def topic(self, stream: str) -> str:
@@ -111,12 +112,29 @@ class KafkaEventLog(EventLog):
             return AppendResult(0)
         records = [(self.topic(e.stream), e.key.encode(), self.codec.encode(e)) for e in events]
         async with self._producer_lock:
-            try:
-                await asyncio.wait_for(self._transaction(records), self.write_timeout)
-            except (KafkaError, OSError, TimeoutError) as error:
-                await self._discard_producer()
-                raise LogUnavailable(f"Kafka at {self.bootstrap}: {type(error).__name__}: {error}") from error
-        return AppendResult(appended=len(records))
+            attempt = asyncio.ensure_future(self._transaction(records))
+            done, _ = await asyncio.wait({attempt}, timeout=self.write_timeout)
+            error = attempt.exception() if done else TimeoutError(f"no commit within {self.write_timeout}s")
+            if error is None:
+                return AppendResult(appended=len(records))
+            # Answer now; abort the transaction and drop the producer in the background (with the
+            # broker gone, aborting can itself take as long as a request timeout).
+            attempt.cancel()
+            producer, self._producer = self._producer, None
+            cleanup = asyncio.ensure_future(self._clean_up(attempt, producer))
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanups.discard)
+        if isinstance(error, (KafkaError, OSError, TimeoutError)):
+            raise LogUnavailable(f"Kafka at {self.bootstrap}: {type(error).__name__}: {error}") from error
+        raise error
+
+    async def _clean_up(self, attempt: asyncio.Future, producer: AIOKafkaProducer | None) -> None:
+        try:
+            await attempt
+        except BaseException:  # noqa: BLE001 - the attempt already failed; this only waits for it
+            pass
+        if producer is not None:
+            await _quietly_stop(producer)
 
     async def _transaction(self, records: list[tuple[str, bytes, bytes]]) -> None:
         producer = await self._ready_producer()
@@ -200,6 +218,8 @@ class KafkaEventLog(EventLog):
 
     async def close(self) -> None:
         await self._discard_producer()
+        for cleanup in list(self._cleanups):
+            await cleanup
         consumers, self._consumers = self._consumers, {}
         for consumer in consumers.values():
             await _quietly_stop(consumer)

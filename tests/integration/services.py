@@ -1,0 +1,141 @@
+"""Run MovieAugur's distributed services as real processes against the real local stack.
+
+Each test session gets its own topic prefix, Redis prefix and MongoDB database, with its own
+Connect sinks, so runs never see each other's data. The command and query services listen on the
+ports the NGINX gateway routes to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from infra.local.connectors import CONNECTORS, render_connector
+from infra.local.config import INFRA_DIR
+from infra.local.testing import ensure_movieaugur_stack
+from movieaugur.config import Settings
+
+EXECUTABLE = shutil.which("movieaugur") or str(Path(sys.executable).with_name("movieaugur"))
+
+
+def http(method: str, url: str, body: object | None = None, timeout: float = 30.0) -> tuple[int, dict, object]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        return error.code, dict(error.headers), json.loads(raw) if raw else None
+
+
+def wait_for(check, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except (urllib.error.URLError, ConnectionError, OSError):
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        time.sleep(interval)
+
+
+@dataclass
+class Services:
+    stack: object
+    env: dict[str, str]
+    logs: Path
+    run: str
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(**{k.removeprefix("MOVIEAUGUR_").lower(): v for k, v in self.env.items()
+                           if k.startswith("MOVIEAUGUR_") and k.removeprefix("MOVIEAUGUR_").lower() in Settings.model_fields})
+
+    @property
+    def gateway(self) -> str:
+        return self.stack.gateway_url  # type: ignore[attr-defined]
+
+    def start(self, role: str) -> subprocess.Popen:
+        log = (self.logs / f"{role}.log").open("a")
+        process = subprocess.Popen([EXECUTABLE, "serve", "--role", role], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.processes[role] = process
+        port = {"commands": self.env["MOVIEAUGUR_COMMAND_PORT"], "queries": self.env["MOVIEAUGUR_QUERY_PORT"]}.get(role)
+        if port:
+            wait_for(lambda: http("GET", f"http://127.0.0.1:{port}/healthz")[0] == 200, what=f"{role} service up")
+        return process
+
+    def kill(self, role: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(role)
+        process.send_signal(sig)
+        process.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for role in list(self.processes):
+            process = self.processes.pop(role)
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def cleanup(self) -> None:
+        """Stop this run's processes and sinks, and free its data in Redis and MongoDB."""
+        self.stop_all()
+        for name in CONNECTORS:
+            self.stack.connect.delete_connector(f"{name}-{self.run}")  # type: ignore[attr-defined]
+        import redis
+        from pymongo import MongoClient
+
+        client = redis.Redis.from_url(self.env["MOVIEAUGUR_REDIS_URL"])
+        for key in client.scan_iter(match=f"{self.settings.topic_prefix}*", count=1000):
+            client.delete(key)
+        client.close()
+        with MongoClient(self.env["MOVIEAUGUR_MONGO_URL"]) as mongo:
+            mongo.drop_database(self.env["MOVIEAUGUR_MONGO_DATABASE"])
+
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run([EXECUTABLE, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def start_services(logs: Path) -> Services:
+    stack = ensure_movieaugur_stack()
+    run = uuid.uuid4().hex[:8]
+    env = {
+        **os.environ,
+        "MOVIEAUGUR_MODE": "distributed",
+        "MOVIEAUGUR_TOPIC_PREFIX": f"t{run}.",
+        "MOVIEAUGUR_MONGO_DATABASE": f"t{run}",
+        "MOVIEAUGUR_KAFKA_BOOTSTRAP": stack.bootstrap_servers,
+        "MOVIEAUGUR_REDIS_URL": stack.redis_url,
+        "MOVIEAUGUR_MONGO_URL": stack.mongo_url,
+        "MOVIEAUGUR_DATA_DIR": str(logs / "state"),
+        "MOVIEAUGUR_COMMAND_PORT": os.environ.get("MOVIEAUGUR_COMMAND_PORT", "18181"),
+        "MOVIEAUGUR_QUERY_PORT": os.environ.get("MOVIEAUGUR_QUERY_PORT", "18182"),
+    }
+    services = Services(stack, env, logs, run)
+    settings = services.settings
+    # Topics first (with their settings), then this run's Connect sinks on them.
+    import asyncio
+
+    from movieaugur.adapters.kafka_log import KafkaEventLog
+
+    asyncio.run(KafkaEventLog(settings).ensure_topics())
+    for name, file in CONNECTORS.items():
+        config = render_connector(INFRA_DIR / "connect" / file, settings.topic_prefix, settings.mongo_url, settings.mongo_database)
+        stack.connect.put_connector(f"{name}-{run}", config)  # type: ignore[attr-defined]
+    return services
