@@ -109,6 +109,33 @@ def import_movielens_cmd(
 
 
 @app.command()
+def collect(
+    what: Annotated[str, typer.Argument(help="metadata or popularity")],
+    data_dir: DataDir = None,
+) -> None:
+    """Collect catalog metadata or popular lists from TMDB into the log (needs MOVIEAUGUR_TMDB_API_KEY)."""
+    from movieaugur import operations
+    from movieaugur.bootstrap import bootstrap
+
+    if what not in ("metadata", "popularity"):
+        raise typer.BadParameter(f"{what!r}: choose metadata or popularity")
+    settings = _settings(data_dir=data_dir)
+    if not (settings.tmdb_api_key or settings.tmdb_bearer_token):
+        raise typer.BadParameter("set MOVIEAUGUR_TMDB_API_KEY (or MOVIEAUGUR_TMDB_BEARER_TOKEN) to collect from TMDB")
+
+    async def main() -> None:
+        container = await bootstrap(settings)
+        try:
+            with progress_bar(f"collecting {what}", None) as advance:
+                result = await operations.collect(container, what, lambda _p: advance(1))
+            say(json.dumps(result))
+        finally:
+            await container.close()
+
+    _run(main())
+
+
+@app.command()
 def train(
     model: Annotated[Optional[str], typer.Option(help="Model name to publish under (default: MOVIEAUGUR_DEFAULT_MODEL).")] = None,
     budget: Annotated[Optional[float], typer.Option(help="Seconds for model selection.")] = None,

@@ -77,7 +77,11 @@ class Settings(BaseSettings):
     # Offline.
     train_time_budget_seconds: float = 120.0
     tmdb_api_key: str = ""
+    tmdb_bearer_token: str = ""
     tmdb_base_url: str = "https://api.themoviedb.org"
+    tmdb_language: str = "en-US"
+    tmdb_max_pages: int = 5
+    tmdb_requests_per_10s: float = 40.0
 
     @field_validator("item_types", "api_keys", mode="before")
     @classmethod

@@ -89,3 +89,17 @@ def wipe_embedded_state(data_dir: Path) -> None:
 
 def elapsed(since: float) -> str:
     return f"{time.perf_counter() - since:.1f}s"
+
+
+async def collect(container: Container, what: str, progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """`metadata` or `popularity` from TMDB into the log."""
+    from offline.collectors import collect_metadata_into, collect_popularity_into
+
+    if what == "popularity":
+        result, observed = await collect_popularity_into(container.log, container.settings, progress=progress)
+        return {"appended": result.appended, "duplicates": result.duplicates,
+                "lists": {o["item_type"]: len(o["items"]) for o in observed}}
+    if what == "metadata":
+        result = await collect_metadata_into(container.log, container.settings, progress=progress)
+        return {"appended": result.appended, "duplicates": result.duplicates}
+    raise ValueError(f"nothing to collect called {what!r}; choose metadata or popularity")

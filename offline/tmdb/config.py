@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from movieaugur.config import Settings
 
 #: TMDB's own kinds of title. Our item types are data, so the names we store are configurable.
 TMDB_KINDS: tuple[str, ...] = ("movie", "tv")
@@ -55,20 +57,18 @@ class TmdbConfig:
         return "bearer" if self.bearer_token else "api_key"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "TmdbConfig":
-        """Build from ``TMDB_API_KEY`` / ``TMDB_BEARER_TOKEN`` / ``TMDB_BASE_URL`` / ``TMDB_LANGUAGE``.
-
-        Secrets come from the environment (an Airflow connection or a secret mount in
-        production) so they never land in code, config files or logs.
-        """
-        env = os.environ if env is None else env
+    def from_settings(cls, settings: "Settings", **overrides: object) -> "TmdbConfig":
+        """Build from the one configuration object (MOVIEAUGUR_TMDB_*): secrets come from the
+        environment (an Airflow connection or a secret mount in production), never from code.
+        Item types follow the registry: every registered type with a TMDB kind is collected."""
         kwargs: dict[str, object] = {
-            "api_key": env.get("TMDB_API_KEY") or None,
-            "bearer_token": env.get("TMDB_BEARER_TOKEN") or None,
+            "api_key": settings.tmdb_api_key or None,
+            "bearer_token": settings.tmdb_bearer_token or None,
+            "base_url": settings.tmdb_base_url,
+            "language": settings.tmdb_language,
+            "rate_limit": settings.tmdb_requests_per_10s,
+            "rate_period": 10.0,
+            "item_types": {t.tmdb_kind: t.name for t in settings.registry if t.tmdb_kind},
         }
-        if env.get("TMDB_BASE_URL"):
-            kwargs["base_url"] = env["TMDB_BASE_URL"]
-        if env.get("TMDB_LANGUAGE"):
-            kwargs["language"] = env["TMDB_LANGUAGE"]
         kwargs.update(overrides)
         return cls(**kwargs)  # type: ignore[arg-type]

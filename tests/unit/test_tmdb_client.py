@@ -269,8 +269,12 @@ def test_config_validation_and_env() -> None:
         TmdbConfig()
     with pytest.raises(ValueError):
         TmdbConfig(api_key="k", item_types={"game": "game"})
-    cfg = TmdbConfig.from_env({"TMDB_API_KEY": "k", "TMDB_BASE_URL": "http://127.0.0.1:1"}, concurrency=2)
+    from movieaugur.config import Settings
+
+    settings = Settings(tmdb_api_key="k", tmdb_base_url="http://127.0.0.1:1", item_types=("movie", "series", "book"))
+    cfg = TmdbConfig.from_settings(settings, concurrency=2)
     assert (cfg.api_key, cfg.base_url, cfg.concurrency, cfg.auth_style) == ("k", "http://127.0.0.1:1", 2, "api_key")
+    assert dict(cfg.item_types) == {"movie": "movie", "tv": "series"}  # a book has no TMDB kind
 
 
 def test_fake_server_in_thread_for_sync_callers() -> None:
