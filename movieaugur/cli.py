@@ -196,10 +196,11 @@ def replay(
     async def main() -> None:
         container = await bootstrap(_settings(data_dir=data_dir))
         try:
-            names = list(container.projections) if projection == "all" else [projection]
-            unknown = [n for n in names if n not in container.projections]
+            known = operations.replayable(container)
+            names = known if projection == "all" else [projection]
+            unknown = [n for n in names if n not in known]
             if unknown:
-                raise typer.BadParameter(f"no projection {unknown[0]!r}; choose from: all, {', '.join(container.projections)}")
+                raise typer.BadParameter(f"no projection {unknown[0]!r}; choose from: all, {', '.join(known)}")
             with progress_bar("replaying", None) as advance:
                 reports = await operations.replay(container, names, lambda _n, k: advance(k))
             for report in reports:

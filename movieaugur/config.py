@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:16379/0"
     mongo_url: str = "mongodb://127.0.0.1:27018/?directConnection=true"
     mongo_database: str = "movieaugur"
+    connect_url: str = "http://127.0.0.1:18083"
 
     # Offline.
     train_time_budget_seconds: float = 120.0

@@ -68,15 +68,40 @@ async def train(
     )
 
 
+def replayable(container: Container) -> list[str]:
+    """Projections that `replay` can rebuild: those projectors run, and in distributed mode also
+    those whose views Kafka Connect keeps (rebuilt by resetting the sink)."""
+    from projections.registry import build_projections
+
+    return list(build_projections(container.settings.weights))
+
+
 async def replay(
     container: Container, names: list[str], progress: Callable[[str, int], None] | None = None
 ) -> list[ReplayReport]:
     reports = []
     for name in names:
+        if name not in container.projections:
+            reports.append(await _reset_connect_view(container, name))
+            continue
         projector = container.projector(name)
         advance = (lambda n, name=name: progress(name, n)) if progress else None
         reports.append(await projector.replay(advance))
     return reports
+
+
+async def _reset_connect_view(container: Container, name: str) -> ReplayReport:
+    from movieaugur.adapters.connect_sinks import reset_sink
+    from projections.registry import build_projections
+
+    started = time.perf_counter()
+    projection = build_projections(container.settings.weights)[name]
+    mongo = container.store.mongo  # type: ignore[attr-defined]
+    await reset_sink(container.settings.connect_url, container.settings.topic_prefix, name, mongo, projection.spaces)
+    records = 0
+    for stream in projection.streams:
+        records += sum((await container.log.end_offsets(stream)).values())
+    return ReplayReport(name, records, time.perf_counter() - started)
 
 
 def wipe_embedded_state(data_dir: Path) -> None:

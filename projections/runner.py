@@ -113,8 +113,19 @@ class Projector:
                 await self.log.wait_for_events(self.projection.streams, self.idle_wait)
 
     async def replay(self, progress: Callable[[int], None] | None = None) -> ReplayReport:
-        """Drop the view and rebuild it from the start of the log."""
+        """Rebuild the view from the start of the log.
+
+        Stores that can (Redis) rebuild into a fresh copy while the live view keeps answering, then
+        swap atomically; the others (embedded SQLite, where the demo is offline meanwhile) drop the
+        view and rebuild it in place."""
         started = time.perf_counter()
-        await self.store.drop(self.name, self.projection.spaces)
-        events = await self.catch_up(progress)
+        make_shadow = getattr(self.store, "shadow", None)
+        if make_shadow is None:
+            await self.store.drop(self.name, self.projection.spaces)
+            events = await self.catch_up(progress)
+        else:
+            shadow = make_shadow(self.name)
+            await shadow.drop(self.name, self.projection.spaces)
+            events = await Projector(self.projection, self.log, shadow, self.batch_size).catch_up(progress)
+            await self.store.promote(self.name, self.projection.spaces, shadow)  # type: ignore[attr-defined]
         return ReplayReport(self.name, events, time.perf_counter() - started)

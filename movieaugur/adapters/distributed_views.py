@@ -38,6 +38,14 @@ class RoutedViewStore(ViewStore):
     async def drop(self, projection: str, spaces: Sequence[str]) -> None:
         await self._for_projection(projection).drop(projection, spaces)
 
+    def shadow(self, projection: str) -> ViewStore:
+        if projection in CONNECT_PROJECTIONS:
+            raise NotImplementedError(f"{projection} is rebuilt by resetting its Kafka Connect sink")
+        return self.redis.shadow(projection)
+
+    async def promote(self, projection: str, spaces: Sequence[str], shadow: ViewStore) -> None:
+        await self.redis.promote(projection, spaces, shadow)  # type: ignore[arg-type]
+
     async def top(self, space: str, keys: Mapping[str, float], offset: int, limit: int) -> list[tuple[str, float]]:
         return await self._for_space(space).top(space, keys, offset, limit)
 

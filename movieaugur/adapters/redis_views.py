@@ -63,6 +63,37 @@ return #batch.effects
 """
 
 
+_PROMOTE = """
+local live, shadow, projection = ARGV[1], ARGV[2], ARGV[3]
+local function each_key(pattern, fn)
+  local cursor = '0'
+  repeat
+    local reply = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000)
+    cursor = reply[1]
+    for _, key in ipairs(reply[2]) do fn(key) end
+  until cursor == '0'
+end
+local function move(suffix)
+  redis.call('DEL', live .. suffix)
+  if redis.call('EXISTS', shadow .. suffix) == 1 then
+    redis.call('RENAME', shadow .. suffix, live .. suffix)
+  end
+end
+for i = 4, #ARGV do
+  local space = ARGV[i]
+  each_key(live .. 'z:' .. space .. ':*', function(key) redis.call('DEL', key) end)
+  each_key(shadow .. 'z:' .. space .. ':*', function(key)
+    redis.call('RENAME', key, live .. string.sub(key, #shadow + 1))
+  end)
+  move('d:' .. space)
+  move('zk:' .. space)
+end
+move('t:' .. projection)
+move('g:' .. projection)
+return 1
+"""
+
+
 def _encode_change(change: ScoreAdd | ScoreMax | DocPut) -> list[Any]:
     if isinstance(change, ScoreAdd):
         return ["add", change.space, change.key, change.member, change.delta]
@@ -76,6 +107,8 @@ class RedisViewStore(ViewStore):
         self.redis = aioredis.from_url(url, decode_responses=False)
         self.prefix = prefix
         self._apply = self.redis.register_script(_APPLY)
+        self._promote = self.redis.register_script(_PROMOTE)
+        self._owns_connection = True
 
     def _z(self, space: str, key: str) -> str:
         return f"{self.prefix}z:{space}:{key}"
@@ -110,6 +143,24 @@ class RedisViewStore(ViewStore):
                 doomed.append(key)
         for start in range(0, len(doomed), 500):
             await self.redis.delete(*doomed[start : start + 500])
+
+    # -- replay into a fresh view, then swap ----------------------------------------------------
+
+    def shadow(self, projection: str) -> RedisViewStore:
+        """A store over the same server whose keys are a private copy for rebuilding `projection`."""
+        shadow = RedisViewStore.__new__(RedisViewStore)
+        shadow.redis, shadow.prefix = self.redis, f"{self.prefix}shadow:{projection}:"
+        shadow._apply, shadow._promote = self._apply, self._promote
+        shadow._owns_connection = False  # the live store closes the shared connection
+        return shadow
+
+    async def promote(self, projection: str, spaces: Sequence[str], shadow: RedisViewStore) -> None:
+        """Atomically replace the live view (and its tracking and guards) by the rebuilt one.
+
+        Readers see the old view until this script runs and the new one after it. A projector that
+        was following the log meanwhile continues from the rebuilt view's positions; a batch it had
+        already computed is either refused as stale or, if it overlaps, absorbed by the guards."""
+        await self._promote(args=[self.prefix, shadow.prefix, projection, *spaces])
 
     # -- query side ----------------------------------------------------------------------------
 
@@ -155,4 +206,5 @@ class RedisViewStore(ViewStore):
         return out
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        if self._owns_connection:
+            await self.redis.aclose()

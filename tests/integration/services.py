@@ -20,8 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.local.connectors import CONNECTORS, render_connector
-from infra.local.config import INFRA_DIR
+from infra.local.connectors import SINKS, connector_name, register
 from infra.local.testing import ensure_movieaugur_stack
 from movieaugur.config import Settings
 
@@ -96,8 +95,8 @@ class Services:
     def cleanup(self) -> None:
         """Stop this run's processes and sinks, and free its data in Redis and MongoDB."""
         self.stop_all()
-        for name in CONNECTORS:
-            self.stack.connect.delete_connector(f"{name}-{self.run}")  # type: ignore[attr-defined]
+        for projection in SINKS:
+            self.stack.connect.delete_connector(connector_name(self.settings.topic_prefix, projection))  # type: ignore[attr-defined]
         import redis
         from pymongo import MongoClient
 
@@ -123,19 +122,11 @@ def start_services(logs: Path) -> Services:
         "MOVIEAUGUR_KAFKA_BOOTSTRAP": stack.bootstrap_servers,
         "MOVIEAUGUR_REDIS_URL": stack.redis_url,
         "MOVIEAUGUR_MONGO_URL": stack.mongo_url,
+        "MOVIEAUGUR_CONNECT_URL": stack.connect_url,
         "MOVIEAUGUR_DATA_DIR": str(logs / "state"),
         "MOVIEAUGUR_COMMAND_PORT": os.environ.get("MOVIEAUGUR_COMMAND_PORT", "18181"),
         "MOVIEAUGUR_QUERY_PORT": os.environ.get("MOVIEAUGUR_QUERY_PORT", "18182"),
     }
     services = Services(stack, env, logs, run)
-    settings = services.settings
-    # Topics first (with their settings), then this run's Connect sinks on them.
-    import asyncio
-
-    from movieaugur.adapters.kafka_log import KafkaEventLog
-
-    asyncio.run(KafkaEventLog(settings).ensure_topics())
-    for name, file in CONNECTORS.items():
-        config = render_connector(INFRA_DIR / "connect" / file, settings.topic_prefix, settings.mongo_url, settings.mongo_database)
-        stack.connect.put_connector(f"{name}-{run}", config)  # type: ignore[attr-defined]
+    register(stack, services.settings)  # this run's topics, then its Connect sinks on them
     return services

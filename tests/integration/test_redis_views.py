@@ -72,3 +72,38 @@ def test_redis_store_semantics(redis_url) -> None:  # type: ignore[no-untyped-de
             await store.close()
 
     asyncio.run(check())
+
+
+def test_replay_rebuilds_a_shadow_and_swaps_atomically(redis_url) -> None:  # type: ignore[no-untyped-def]
+    from domain.events import InteractionRecorded, from_unix
+    from domain.weights import ActionWeights
+    from movieaugur.adapters.memory_log import MemoryEventLog
+    from movieaugur.config import DEFAULT_ACTION_WEIGHTS
+    from projections.popularity import PopularityProjection
+    from projections.runner import Projector
+
+    async def check() -> None:
+        store = RedisViewStore(redis_url, prefix=f"test:{uuid.uuid4().hex[:8]}:")
+        log = MemoryEventLog(partitions=2)
+        projection = PopularityProjection(ActionWeights(DEFAULT_ACTION_WEIGHTS))
+        try:
+            await log.append([InteractionRecorded.new(event_id=f"e{i}", timestamp=from_unix(86_400 * (i % 3)), user_id=f"u{i}",
+                                                      item_type="movie", item_id=f"m{i % 5}") for i in range(40)])
+            live = Projector(projection, log, store, batch_size=7)
+            await live.catch_up()
+            before = await store.dump(projection.spaces)
+            # Corrupt the live view: a replay must not keep anything of it.
+            await store.redis.zadd(store._z("popularity", "movie:all"), {"bogus": 99.0})
+            report = await live.replay()
+            assert report.events == 40
+            assert await store.dump(projection.spaces) == before
+            ends = await log.end_offsets("interactions")
+            assert await store.positions(projection.name) == {f"interactions/{p}": end for p, end in ends.items() if end}
+            leftovers = [k async for k in store.redis.scan_iter(match=f"{store.prefix}shadow:*")]
+            assert leftovers == []
+        finally:
+            async for key in store.redis.scan_iter(match=f"{store.prefix}*"):
+                await store.redis.delete(key)
+            await store.close()
+
+    asyncio.run(check())
