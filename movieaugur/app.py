@@ -89,7 +89,7 @@ async def _projectors_running(app: web.Application) -> AsyncIterator[None]:
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(projector.run(stop), name=f"projector:{projector.name}")
-        for projector in container.projectors()
+        for projector in container.projectors(follow=True)
     ]
     yield
     stop.set()

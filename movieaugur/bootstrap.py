@@ -25,18 +25,34 @@ class Container:
     store: ViewStore
     codec: EventCodec
     projections: dict[str, Projection] = field(default_factory=dict)
+    follower_logs: dict[str, EventLog] = field(default_factory=dict)
 
-    def projector(self, name: str, **kwargs) -> Projector:  # type: ignore[no-untyped-def]
+    def projector(self, name: str, follow: bool = False, **kwargs) -> Projector:  # type: ignore[no-untyped-def]
+        """A projector over the whole log (catch-up, replay) or, with `follow`, a worker that
+        shares the projection's partitions with the other workers (distributed mode)."""
         try:
             projection = self.projections[name]
         except KeyError:
             raise KeyError(f"no projection {name!r}; known: {', '.join(self.projections)}") from None
-        return Projector(projection, self.log, self.store, **kwargs)
+        log = self.follower_log(name) if follow else self.log
+        return Projector(projection, log, self.store, **kwargs)
 
-    def projectors(self, **kwargs) -> list[Projector]:  # type: ignore[no-untyped-def]
-        return [self.projector(name, **kwargs) for name in self.projections]
+    def follower_log(self, name: str) -> EventLog:
+        if self.settings.mode != "distributed":
+            return self.log
+        if name not in self.follower_logs:
+            from movieaugur.adapters.kafka_log import KafkaEventLog
+
+            group = f"{self.settings.topic_prefix}projection.{name}"
+            self.follower_logs[name] = KafkaEventLog(self.settings, self.codec, group=group)
+        return self.follower_logs[name]
+
+    def projectors(self, follow: bool = False, **kwargs) -> list[Projector]:  # type: ignore[no-untyped-def]
+        return [self.projector(name, follow=follow, **kwargs) for name in self.projections]
 
     async def close(self) -> None:
+        for log in self.follower_logs.values():
+            await log.close()
         await self.log.close()
         await self.store.close()
 

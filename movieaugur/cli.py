@@ -41,7 +41,9 @@ def _settings(**overrides) -> Settings:  # type: ignore[no-untyped-def]
 
 
 def _logging(verbose: bool) -> None:
+    """Libraries at WARNING (aiokafka is chatty), our own lifecycle messages at INFO."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("movieaugur").setLevel(logging.INFO)
 
 
 def _run(coro):  # type: ignore[no-untyped-def]

@@ -56,4 +56,4 @@ async def _projectors_only(container: Container) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     say(f"projecting {', '.join(container.projections)} (Ctrl-C to stop)")
-    await asyncio.gather(*(projector.run(stop) for projector in container.projectors()))
+    await asyncio.gather(*(projector.run(stop) for projector in container.projectors(follow=True)))

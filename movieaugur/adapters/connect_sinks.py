@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from infra.local.connectors import connector_name
 from movieaugur.adapters.mongo_records import MongoRecordViews
@@ -38,12 +39,26 @@ async def _wait_state(session: aiohttp.ClientSession, url: str, state: str, time
         await asyncio.sleep(0.25)
 
 
+async def _delete_offsets(session: aiohttp.ClientSession, url: str, timeout: float = 90.0) -> None:
+    """Connect refuses while the stopped connector's tasks are still shutting down ("zombie sink
+    tasks"); it says to try again, so try again until it accepts or the time is up."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(ConnectError),
+        wait=wait_exponential(multiplier=0.5, max=5),
+        stop=stop_after_delay(timeout),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            await _call(session, "DELETE", url)
+
+
 async def reset_sink(connect_url: str, topic_prefix: str, projection: str, views: MongoRecordViews, spaces) -> None:  # type: ignore[no-untyped-def]
     url = f"{connect_url}/connectors/{connector_name(topic_prefix, projection)}"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         await _call(session, "PUT", f"{url}/stop")
         await _wait_state(session, url, "STOPPED")
-        await _call(session, "DELETE", f"{url}/offsets")
+        await _delete_offsets(session, f"{url}/offsets")
         await views.drop_collections(spaces)
         await _call(session, "PUT", f"{url}/resume")
         await _wait_state(session, url, "RUNNING")

@@ -19,7 +19,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -41,8 +41,19 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
 
 
 class KafkaEventLog(EventLog):
-    def __init__(self, settings: Settings, codec: EventCodec | None = None, write_timeout: float | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        codec: EventCodec | None = None,
+        write_timeout: float | None = None,
+        group: str | None = None,
+    ):
+        """With `group`, readers join that consumer group and read only the partitions the group
+        assigns them (projector workers scale with partitions); without, they read every partition
+        (training, replay). Either way, where to read from is the caller's tracking, never the
+        group's committed offsets (none are committed)."""
         self.settings = settings
+        self.group = group
         self.codec = codec or EventCodec()
         self.bootstrap = settings.kafka_bootstrap
         self.write_timeout = settings.kafka_write_timeout_seconds if write_timeout is None else write_timeout
@@ -160,6 +171,7 @@ class KafkaEventLog(EventLog):
     async def _new_consumer(self, stream: str) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
+            group_id=self.group,
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
@@ -168,15 +180,25 @@ class KafkaEventLog(EventLog):
         )
         await consumer.start()
         try:
-            partitions = await self.partitions(stream, consumer)
+            partitions = await self._all_partitions(stream, consumer)
         except BaseException:
             await _quietly_stop(consumer)
             raise
-        consumer.assign([TopicPartition(self.topic(stream), p) for p in partitions])
+        if self.group:
+            consumer.subscribe([self.topic(stream)], listener=_LogAssignment(self.group, stream))
+        else:
+            consumer.assign([TopicPartition(self.topic(stream), p) for p in partitions])
         self._consumers[stream] = consumer
         return consumer
 
-    async def partitions(self, stream: str, consumer: AIOKafkaConsumer | None = None) -> list[int]:
+    async def partitions(self, stream: str) -> list[int]:
+        """Every partition of the stream, or, in a group, the ones currently assigned to us."""
+        consumer = await self._consumer(stream)
+        if self.group:
+            return sorted(tp.partition for tp in consumer.assignment())
+        return await self._all_partitions(stream, consumer)
+
+    async def _all_partitions(self, stream: str, consumer: AIOKafkaConsumer | None = None) -> list[int]:
         if stream not in self._partitions:
             client = consumer or await self._consumer(stream)
             found = client.partitions_for_topic(self.topic(stream))
@@ -191,7 +213,7 @@ class KafkaEventLog(EventLog):
     async def end_offsets(self, stream: str) -> dict[int, int]:
         async with self._consumer_locks[stream]:
             consumer = await self._consumer(stream)
-            tps = [TopicPartition(self.topic(stream), p) for p in await self.partitions(stream)]
+            tps = [TopicPartition(self.topic(stream), p) for p in await self._all_partitions(stream, consumer)]
             ends = await consumer.end_offsets(tps)
         return {tp.partition: offset for tp, offset in ends.items()}
 
@@ -199,6 +221,8 @@ class KafkaEventLog(EventLog):
         tp = TopicPartition(self.topic(stream), partition)
         async with self._consumer_locks[stream]:
             consumer = await self._consumer(stream)
+            if tp not in consumer.assignment():  # revoked by a rebalance since the caller asked
+                return ReadResult([], start)
             if await consumer.position(tp) != start:
                 consumer.seek(tp, start)
             fetched = await consumer.getmany(tp, timeout_ms=200, max_records=limit)
@@ -223,6 +247,20 @@ class KafkaEventLog(EventLog):
         consumers, self._consumers = self._consumers, {}
         for consumer in consumers.values():
             await _quietly_stop(consumer)
+
+
+class _LogAssignment(ConsumerRebalanceListener):
+    """Say which partitions this worker follows: the way to see a group scale."""
+
+    def __init__(self, group: str, stream: str):
+        self.group, self.stream = group, stream
+
+    async def on_partitions_revoked(self, revoked) -> None:  # type: ignore[no-untyped-def]
+        if revoked:
+            log.info("%s: %s partitions revoked: %s", self.group, self.stream, sorted(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned) -> None:  # type: ignore[no-untyped-def]
+        log.info("%s: %s partitions assigned: %s", self.group, self.stream, sorted(tp.partition for tp in assigned))
 
 
 async def _quietly_stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:

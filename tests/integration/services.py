@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from infra.local.connectors import SINKS, connector_name, register
 from infra.local.testing import ensure_movieaugur_stack
 from movieaugur.config import Settings
 
-EXECUTABLE = shutil.which("movieaugur") or str(Path(sys.executable).with_name("movieaugur"))
+EXECUTABLE = str(Path(sys.executable).with_name("movieaugur"))  # this venv's, not whatever is on PATH
 
 
 def http(method: str, url: str, body: object | None = None, timeout: float = 30.0) -> tuple[int, dict, object]:
@@ -69,14 +68,19 @@ class Services:
     def gateway(self) -> str:
         return self.stack.gateway_url  # type: ignore[attr-defined]
 
-    def start(self, role: str) -> subprocess.Popen:
-        log = (self.logs / f"{role}.log").open("a")
+    def start(self, role: str, name: str | None = None) -> subprocess.Popen:
+        """Start `serve --role role` as process `name` (default: the role), logging to name.log."""
+        name = name or role
+        log = (self.logs / f"{name}.log").open("a")
         process = subprocess.Popen([EXECUTABLE, "serve", "--role", role], env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        self.processes[role] = process
+        self.processes[name] = process
         port = {"commands": self.env["MOVIEAUGUR_COMMAND_PORT"], "queries": self.env["MOVIEAUGUR_QUERY_PORT"]}.get(role)
         if port:
             wait_for(lambda: http("GET", f"http://127.0.0.1:{port}/healthz")[0] == 200, what=f"{role} service up")
         return process
+
+    def log_text(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
 
     def kill(self, role: str, sig: int = signal.SIGKILL) -> None:
         process = self.processes.pop(role)

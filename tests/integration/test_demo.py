@@ -4,7 +4,6 @@ recommends unseen items with metadata to a sample user."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import socket
 import subprocess
@@ -41,7 +40,7 @@ def post(url: str, body: object) -> int:
 
 @pytest.fixture
 def demo(tmp_path: Path):  # type: ignore[no-untyped-def]
-    executable = shutil.which("movieaugur") or str(Path(sys.executable).with_name("movieaugur"))
+    executable = str(Path(sys.executable).with_name("movieaugur"))  # this venv's, not whatever is on PATH
     port = free_port()
     log_file = (tmp_path / "demo.log").open("w")
     started = time.monotonic()

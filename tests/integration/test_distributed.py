@@ -4,6 +4,7 @@ Kafka → Connect → MongoDB-wire store, caching, crash recovery and broker out
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from pathlib import Path
@@ -206,3 +207,26 @@ def test_replay_against_kafka_swaps_in_an_equal_view(services: Services) -> None
         return code == 200 and items.get("title") == "Heat"
 
     wait_for(catalog_back, timeout=120, what="catalog view rebuilt by its Connect sink")
+
+
+def _latest_assignment(text: str, group_stream: str) -> list[int] | None:
+    lines = [line for line in text.splitlines() if f"{group_stream} partitions assigned:" in line]
+    return json.loads(lines[-1].rsplit("assigned:", 1)[1]) if lines else None
+
+
+def test_projector_workers_share_partitions_and_agree_with_replay(services: Services) -> None:
+    """A second worker joins each projection's consumer group; the partitions are split."""
+    services.start("projectors", name="projectors-2")
+    gateway = services.stack.gateway_url
+    group_stream = "projection.popularity: interactions"
+
+    def split() -> bool:
+        first = _latest_assignment(services.log_text("projectors"), group_stream)
+        second = _latest_assignment(services.log_text("projectors-2"), group_stream)
+        return bool(first and second and not set(first) & set(second) and set(first) | set(second) == {0, 1, 2})
+
+    wait_for(split, timeout=120, what="the two workers splitting the popularity group's partitions")
+    events = [legacy(f"w{i}", f"scale-{i % 13}") for i in range(3000)]
+    assert http("POST", f"{gateway}/events", events)[0] == 200
+    expected = _replay_into_fresh_views(services)
+    wait_for(lambda: _dump_redis(services) == expected, timeout=120, interval=1.0, what="two workers' views equal a replay")
