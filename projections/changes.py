@@ -100,6 +100,10 @@ class ViewStore(ABC):
     async def score(self, space: str, key: str, member: str) -> float | None:
         """One member's score."""
 
+    async def scores(self, space: str, key: str, members: Sequence[str]) -> list[float | None]:
+        """Several members' scores at once (None where absent); stores override with one query."""
+        return [await self.score(space, key, member) for member in members]
+
     @abstractmethod
     async def get_docs(self, space: str, keys: Sequence[str]) -> list[dict[str, Any] | None]:
         """Documents by key, None where missing, in the order asked."""

@@ -14,13 +14,13 @@ from movieaugur.config import Settings
 from projections.catalog import SPACE as ITEMS
 from projections.changes import ViewStore
 from projections.history import SPACE as HISTORY
-from projections.popularity import EXTERNAL_SPACE, SPACE as POPULARITY
+from projections.popularity import EXTERNAL_SPACE, SPACE as POPULARITY, all_time_key
 from projections.recommendations import MODELS_SPACE, SIMILAR_SPACE, SPACE as RECS, recommendations_key, similar_key
 from queries.popularity import Window
 
 _CATEGORY_SCAN = 200
 _CATEGORY_SCAN_LIMIT = 10_000
-_SEEN_LIMIT = 100_000
+_SEEN_SCAN_LIMIT = 20_000
 
 
 class NotFound(LookupError):
@@ -145,8 +145,11 @@ class QueryService:
         names = [k for k in await self.store.keys(MODELS_SPACE) if "@" not in k]
         return [doc for doc in await self.store.get_docs(MODELS_SPACE, names) if doc]
 
-    async def seen(self, user_id: str) -> set[str]:
-        return {member for member, _ in await self.store.top(HISTORY, {user_id: 1.0}, 0, _SEEN_LIMIT)}
+    async def seen_among(self, user_id: str, item_keys: list[str]) -> set[str]:
+        """Which of these items the user has interacted with: asks about the candidates only,
+        so a heavy user's long history costs nothing extra."""
+        scores = await self.store.scores(HISTORY, user_id, item_keys)
+        return {key for key, score in zip(item_keys, scores, strict=True) if score is not None}
 
     async def recommendations(
         self,
@@ -162,30 +165,48 @@ class QueryService:
         model_doc = await self.model(name)
         if model_doc is None and name != self.settings.default_model:
             raise NotFound(f"unknown model {name!r}; GET /v1/models lists the published ones")
-        seen = await self.seen(user_id)
-        skip = seen | exclude
         [doc] = await self.store.get_docs(RECS, [recommendations_key(name, user_id)])
         if doc:
-            chosen = [
+            candidates = [
                 (r["item_type"], r["item_id"], r["score"])
                 for r in doc["items"]
-                if (item_type is None or r["item_type"] == item_type)
-                and f"{r['item_type']}:{r['item_id']}" not in skip
-            ][:limit]
+                if (item_type is None or r["item_type"] == item_type) and f"{r['item_type']}:{r['item_id']}" not in exclude
+            ]
+            seen = await self.seen_among(user_id, [f"{t}:{i}" for t, i, _ in candidates])
+            chosen = [c for c in candidates if f"{c[0]}:{c[1]}" not in seen][:limit]
             if chosen:
                 return Ranked(await self.hydrate(chosen), model=name, model_version=doc["model_version"])
-        return await self._fallback(name, item_type, limit, skip)
+        return await self._fallback(name, user_id, item_type, limit, exclude)
 
-    async def _fallback(self, model: str, item_type: str | None, limit: int, skip: set[str]) -> Ranked:
+    async def _fallback(
+        self, model: str, user_id: str, item_type: str | None, limit: int, exclude: frozenset[str]
+    ) -> Ranked:
         types = [item_type] if item_type else list(self.registry.names)
         merged: list[tuple[str, str, float]] = []
         for kind in types:
-            ranked = await self.popularity(kind, "all", limit=limit, exclude=frozenset(s for s in skip if s.startswith(f"{kind}:")))
-            merged.extend((kind, item["id"], item["score"]) for item in ranked.items)
+            merged.extend(await self._unseen_popular(kind, user_id, limit, exclude))
         merged.sort(key=lambda row: -row[2])
         if not merged:
             raise NotFound("nothing is known yet: no recommendations and no popularity to fall back on")
         return Ranked(await self.hydrate(merged[:limit]), model=model, fallback="popularity")
+
+    async def _unseen_popular(
+        self, kind: str, user_id: str, limit: int, exclude: frozenset[str]
+    ) -> list[tuple[str, str, float]]:
+        """The `limit` most popular items of a type that the user has not seen: pages through the
+        popularity list, asking about each page's items only."""
+        picked: list[tuple[str, str, float]] = []
+        keys = {all_time_key(kind): 1.0}
+        offset, page = 0, max(limit * 2, 50)
+        while len(picked) < limit and offset < _SEEN_SCAN_LIMIT:
+            rows = await self.store.top(POPULARITY, keys, offset, page)
+            if not rows:
+                break
+            offset += len(rows)
+            candidates = [(kind, m, s) for m, s in rows if f"{kind}:{m}" not in exclude]
+            seen = await self.seen_among(user_id, [f"{kind}:{m}" for _, m, _ in candidates])
+            picked.extend(c for c in candidates if f"{kind}:{c[1]}" not in seen)
+        return picked[:limit]
 
     # -- items and users -----------------------------------------------------------------------
 

@@ -52,6 +52,9 @@ class RoutedViewStore(ViewStore):
     async def score(self, space: str, key: str, member: str) -> float | None:
         return await self._for_space(space).score(space, key, member)
 
+    async def scores(self, space: str, key: str, members: Sequence[str]) -> list[float | None]:
+        return await self._for_space(space).scores(space, key, members)
+
     async def get_docs(self, space: str, keys: Sequence[str]) -> list[dict[str, Any] | None]:
         return await self._for_space(space).get_docs(space, keys)
 

@@ -182,6 +182,11 @@ class RedisViewStore(ViewStore):
     async def score(self, space: str, key: str, member: str) -> float | None:
         return await self.redis.zscore(self._z(space, key), member)
 
+    async def scores(self, space: str, key: str, members: Sequence[str]) -> list[float | None]:
+        if not members:
+            return []
+        return await self.redis.zmscore(self._z(space, key), list(members))
+
     async def get_docs(self, space: str, keys: Sequence[str]) -> list[dict[str, Any] | None]:
         if not keys:
             return []

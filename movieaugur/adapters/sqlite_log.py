@@ -67,7 +67,12 @@ class SQLiteEventLog(EventLog):
                 fresh = self._without_known(cursor, recorder.events_table_name, stored)
                 duplicates += len(stored) - len(fresh)
                 if fresh:
-                    recorder._insert_events(cursor, fresh)  # noqa: SLF001 - same transaction
+                    # The recorder's own statement, in one executemany (its _insert_events goes row
+                    # by row to collect row ids, which a log append does not need).
+                    cursor.executemany(
+                        recorder.insert_events_statement,
+                        [(_stored_id(s), s.originator_version, s.topic, s.state) for s in fresh],
+                    )
                     appended += len(fresh)
         return AppendResult(appended=appended, duplicates=duplicates)
 

@@ -137,6 +137,19 @@ class SQLiteViewStore(ViewStore):
         )
         return rows[0][0] if rows else None
 
+    async def scores(self, space: str, key: str, members: Sequence[str]) -> list[float | None]:
+        found: dict[str, float] = {}
+        unique = list(dict.fromkeys(members))
+        for i in range(0, len(unique), 900):
+            chunk = unique[i : i + 900]
+            rows = await self.pool.run(
+                self._query,
+                f"SELECT member, score FROM zset WHERE space = ? AND key = ? AND member IN ({','.join('?' * len(chunk))})",
+                [space, key, *chunk],
+            )
+            found.update((row[0], row[1]) for row in rows)
+        return [found.get(member) for member in members]
+
     async def get_docs(self, space: str, keys: Sequence[str]) -> list[dict[str, Any] | None]:
         if not keys:
             return []
