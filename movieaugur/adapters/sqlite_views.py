@@ -137,33 +137,23 @@ class SQLiteViewStore(ViewStore):
         )
         return rows[0][0] if rows else None
 
-    async def scores(self, space: str, key: str, members: Sequence[str]) -> list[float | None]:
-        found: dict[str, float] = {}
-        unique = list(dict.fromkeys(members))
+    async def _lookup(self, select: str, params: list[Any], wanted: Sequence[str]) -> dict[str, Any]:
+        """`select ... IN (...)` over `wanted` in chunks (SQLite's variable limit); row[0] -> row[1]."""
+        found: dict[str, Any] = {}
+        unique = list(dict.fromkeys(wanted))
         for i in range(0, len(unique), 900):
             chunk = unique[i : i + 900]
-            rows = await self.pool.run(
-                self._query,
-                f"SELECT member, score FROM zset WHERE space = ? AND key = ? AND member IN ({','.join('?' * len(chunk))})",
-                [space, key, *chunk],
-            )
-            found.update((row[0], row[1]) for row in rows)
+            statement = f"{select} IN ({','.join('?' * len(chunk))})"
+            found.update((row[0], row[1]) for row in await self.pool.run(self._query, statement, [*params, *chunk]))
+        return found
+
+    async def scores(self, space: str, key: str, members: Sequence[str]) -> list[float | None]:
+        found = await self._lookup("SELECT member, score FROM zset WHERE space = ? AND key = ? AND member", [space, key], members)
         return [found.get(member) for member in members]
 
     async def get_docs(self, space: str, keys: Sequence[str]) -> list[dict[str, Any] | None]:
-        if not keys:
-            return []
-        found: dict[str, dict[str, Any]] = {}
-        unique = list(dict.fromkeys(keys))
-        for i in range(0, len(unique), 900):
-            chunk = unique[i : i + 900]
-            rows = await self.pool.run(
-                self._query,
-                f"SELECT key, body FROM docs WHERE space = ? AND key IN ({','.join('?' * len(chunk))})",
-                [space, *chunk],
-            )
-            found.update((row[0], orjson.loads(row[1])) for row in rows)
-        return [found.get(key) for key in keys]
+        found = await self._lookup("SELECT key, body FROM docs WHERE space = ? AND key", [space], keys)
+        return [orjson.loads(found[key]) if key in found else None for key in keys]
 
     async def keys(self, space: str, prefix: str = "") -> list[str]:
         pattern = prefix.replace("%", r"\%").replace("_", r"\_") + "%"
