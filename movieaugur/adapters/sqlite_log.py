@@ -50,16 +50,17 @@ class SQLiteEventLog(EventLog):
     # -- writes -------------------------------------------------------------------------------
 
     async def append(self, events: Sequence[MovieAugurEvent]) -> AppendResult:
-        by_stream: dict[str, list[StoredEvent]] = {}
-        for event in events:
-            by_stream.setdefault(event.stream, []).append(self.codec.stored(event))
         async with self._write_lock:
-            result = await self.pool.run(self._append_sync, by_stream)
-        for stream in by_stream:
+            # Encoding runs in the worker thread too: a 20,000-event batch must not stall the loop.
+            result, streams = await self.pool.run(self._append_sync, events)
+        for stream in streams:
             self._signal(stream)
         return result
 
-    def _append_sync(self, by_stream: dict[str, list[StoredEvent]]) -> AppendResult:
+    def _append_sync(self, events: Sequence[MovieAugurEvent]) -> tuple[AppendResult, list[str]]:
+        by_stream: dict[str, list[StoredEvent]] = {}
+        for event in events:
+            by_stream.setdefault(event.stream, []).append(self.codec.stored(event))
         appended = duplicates = 0
         with self.datastore.transaction(commit=True) as cursor:
             for stream, stored in by_stream.items():
@@ -74,7 +75,7 @@ class SQLiteEventLog(EventLog):
                         [(_stored_id(s), s.originator_version, s.topic, s.state) for s in fresh],
                     )
                     appended += len(fresh)
-        return AppendResult(appended=appended, duplicates=duplicates)
+        return AppendResult(appended=appended, duplicates=duplicates), list(by_stream)
 
     @staticmethod
     def _without_known(cursor, table: str, stored: list[StoredEvent]) -> list[StoredEvent]:
