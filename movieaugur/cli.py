@@ -46,12 +46,37 @@ def _logging(verbose: bool) -> None:
     logging.getLogger("movieaugur").setLevel(logging.INFO)
 
 
+def _unreachable(error: BaseException) -> str | None:
+    """A backend that cannot be reached, said in words that tell what to do next."""
+    from aiokafka.errors import KafkaError
+    from pymongo.errors import PyMongoError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from domain.ports import LogUnavailable
+
+    settings = load_settings()
+    hint = "start the local stack with `movieaugur stack up`, or point MOVIEAUGUR_* at your servers (README, Configuration)"
+    if isinstance(error, (KafkaError, LogUnavailable)):
+        return f"cannot reach Kafka at {settings.kafka_bootstrap} ({error}); {hint}"
+    if isinstance(error, RedisConnectionError):
+        return f"cannot reach Redis at {settings.redis_url} ({error}); {hint}"
+    if isinstance(error, PyMongoError):
+        return f"cannot reach MongoDB at {settings.mongo_url} ({type(error).__name__}); {hint}"
+    return None
+
+
 def _run(coro):  # type: ignore[no-untyped-def]
     try:
         return asyncio.run(coro)
     except KeyboardInterrupt:
         say("stopped")
         return None
+    except Exception as error:
+        message = _unreachable(error)
+        if message is None:
+            raise
+        say(f"[red]error:[/red] {message}")
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -178,8 +178,8 @@ class KafkaEventLog(EventLog):
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_wait_ms=200,
         )
-        await consumer.start()
         try:
+            await consumer.start()
             partitions = await self._all_partitions(stream, consumer)
         except BaseException:
             await _quietly_stop(consumer)
