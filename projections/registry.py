@@ -6,6 +6,7 @@ from domain.weights import ActionWeights
 from projections.base import Projection
 from projections.catalog import CatalogProjection
 from projections.history import HistoryProjection
+from projections.matrix import UserItemMatrixProjection
 from projections.popularity import PopularityProjection
 from projections.recommendations import RecommendationsProjection
 
@@ -16,5 +17,6 @@ def build_projections(weights: ActionWeights) -> dict[str, Projection]:
         HistoryProjection(),
         CatalogProjection(),
         RecommendationsProjection(),
+        UserItemMatrixProjection(weights),
     ]
     return {p.name: p for p in projections}

@@ -120,11 +120,11 @@ class Projector:
         view and rebuild it in place."""
         started = time.perf_counter()
         make_shadow = getattr(self.store, "shadow", None)
-        if make_shadow is None:
+        shadow = make_shadow(self.name) if make_shadow else None
+        if shadow is None:
             await self.store.drop(self.name, self.projection.spaces)
             events = await self.catch_up(progress)
         else:
-            shadow = make_shadow(self.name)
             await shadow.drop(self.name, self.projection.spaces)
             events = await Projector(self.projection, self.log, shadow, self.batch_size).catch_up(progress)
             await self.store.promote(self.name, self.projection.spaces, shadow)  # type: ignore[attr-defined]

@@ -10,24 +10,33 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from movieaugur.adapters.mongo_records import SPACES as CONNECT_SPACES, MongoRecordViews
+from movieaugur.adapters.mongo_views import MongoViewStore
 from movieaugur.adapters.redis_views import RedisViewStore
 from movieaugur.config import Settings
 from projections.changes import Batch, ViewStore
 
 # Projections whose views Kafka Connect maintains in distributed mode (no projector runs them).
 CONNECT_PROJECTIONS = frozenset({"catalog", "recommendations"})
+# Projections that projectors write into MongoDB (documents per user and item), and their spaces.
+MONGO_PROJECTIONS = frozenset({"matrix"})
+MONGO_SPACES = frozenset({"matrix"})
 
 
 class RoutedViewStore(ViewStore):
-    def __init__(self, redis: RedisViewStore, mongo: MongoRecordViews):
+    def __init__(self, redis: RedisViewStore, mongo: MongoRecordViews, documents: MongoViewStore):
         self.redis = redis
         self.mongo = mongo
+        self.documents = documents
 
     def _for_space(self, space: str) -> ViewStore:
-        return self.mongo if space in CONNECT_SPACES else self.redis
+        if space in CONNECT_SPACES:
+            return self.mongo
+        return self.documents if space in MONGO_SPACES else self.redis
 
     def _for_projection(self, projection: str) -> ViewStore:
-        return self.mongo if projection in CONNECT_PROJECTIONS else self.redis
+        if projection in CONNECT_PROJECTIONS:
+            return self.mongo
+        return self.documents if projection in MONGO_PROJECTIONS else self.redis
 
     async def apply(self, projection: str, batch: Batch) -> None:
         await self._for_projection(projection).apply(projection, batch)
@@ -38,10 +47,9 @@ class RoutedViewStore(ViewStore):
     async def drop(self, projection: str, spaces: Sequence[str]) -> None:
         await self._for_projection(projection).drop(projection, spaces)
 
-    def shadow(self, projection: str) -> ViewStore:
-        if projection in CONNECT_PROJECTIONS:
-            raise NotImplementedError(f"{projection} is rebuilt by resetting its Kafka Connect sink")
-        return self.redis.shadow(projection)
+    def shadow(self, projection: str) -> ViewStore | None:
+        """A private copy to rebuild into, where the store behind the projection has one."""
+        return self.redis.shadow(projection) if self._for_projection(projection) is self.redis else None
 
     async def promote(self, projection: str, spaces: Sequence[str], shadow: ViewStore) -> None:
         await self.redis.promote(projection, spaces, shadow)  # type: ignore[arg-type]
@@ -70,10 +78,12 @@ class RoutedViewStore(ViewStore):
     async def close(self) -> None:
         await self.redis.close()
         await self.mongo.close()
+        await self.documents.close()
 
 
 def build_distributed_store(settings: Settings) -> RoutedViewStore:
     return RoutedViewStore(
         RedisViewStore(settings.redis_url, prefix=f"{settings.topic_prefix}v:"),
         MongoRecordViews(settings.mongo_url, settings.mongo_database),
+        MongoViewStore(settings.mongo_url, settings.mongo_database),
     )
