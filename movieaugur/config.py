@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     mongo_url: str = "mongodb://127.0.0.1:27018/?directConnection=true"
     mongo_database: str = "movieaugur"
     connect_url: str = "http://127.0.0.1:18083"
+    # Projector-written views to keep in MongoDB instead of Redis (e.g. "matrix"); FerretDB's
+    # SQLite backend takes a few ms per update, so the default keeps them all in Redis.
+    document_projections: Annotated[tuple[str, ...], NoDecode] = ()
 
     # Offline.
     train_time_budget_seconds: float = 120.0
@@ -84,7 +87,7 @@ class Settings(BaseSettings):
     tmdb_max_pages: int = 5
     tmdb_requests_per_10s: float = 40.0
 
-    @field_validator("item_types", "api_keys", mode="before")
+    @field_validator("item_types", "api_keys", "document_projections", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):

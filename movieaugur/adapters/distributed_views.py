@@ -17,26 +17,35 @@ from projections.changes import Batch, ViewStore
 
 # Projections whose views Kafka Connect maintains in distributed mode (no projector runs them).
 CONNECT_PROJECTIONS = frozenset({"catalog", "recommendations"})
-# Projections that projectors write into MongoDB (documents per user and item), and their spaces.
-MONGO_PROJECTIONS = frozenset({"matrix"})
-MONGO_SPACES = frozenset({"matrix"})
 
 
 class RoutedViewStore(ViewStore):
-    def __init__(self, redis: RedisViewStore, mongo: MongoRecordViews, documents: MongoViewStore):
+    """`in_documents` names the projector-written projections kept in MongoDB instead of Redis
+    (MOVIEAUGUR_DOCUMENT_PROJECTIONS); `document_spaces` are their spaces."""
+
+    def __init__(
+        self,
+        redis: RedisViewStore,
+        mongo: MongoRecordViews,
+        documents: MongoViewStore,
+        in_documents: frozenset[str] = frozenset(),
+        document_spaces: frozenset[str] = frozenset(),
+    ):
         self.redis = redis
         self.mongo = mongo
         self.documents = documents
+        self.in_documents = in_documents
+        self.document_spaces = document_spaces
 
     def _for_space(self, space: str) -> ViewStore:
         if space in CONNECT_SPACES:
             return self.mongo
-        return self.documents if space in MONGO_SPACES else self.redis
+        return self.documents if space in self.document_spaces else self.redis
 
     def _for_projection(self, projection: str) -> ViewStore:
         if projection in CONNECT_PROJECTIONS:
             return self.mongo
-        return self.documents if projection in MONGO_PROJECTIONS else self.redis
+        return self.documents if projection in self.in_documents else self.redis
 
     async def apply(self, projection: str, batch: Batch) -> None:
         await self._for_projection(projection).apply(projection, batch)
@@ -82,8 +91,18 @@ class RoutedViewStore(ViewStore):
 
 
 def build_distributed_store(settings: Settings) -> RoutedViewStore:
+    from projections.registry import build_projections
+
+    projections = build_projections(settings.weights)
+    in_documents = frozenset(settings.document_projections)
+    unknown = in_documents - set(projections) | (in_documents & CONNECT_PROJECTIONS)
+    if unknown:
+        raise ValueError(f"MOVIEAUGUR_DOCUMENT_PROJECTIONS: {sorted(unknown)} cannot be kept by projectors in MongoDB")
+    spaces = frozenset(space for name in in_documents for space in projections[name].spaces)
     return RoutedViewStore(
         RedisViewStore(settings.redis_url, prefix=f"{settings.topic_prefix}v:"),
         MongoRecordViews(settings.mongo_url, settings.mongo_database),
         MongoViewStore(settings.mongo_url, settings.mongo_database),
+        in_documents,
+        spaces,
     )
