@@ -25,7 +25,6 @@ from commands.schemas import (
 from domain.events import (
     InteractionRecorded,
     ItemCatalogued,
-    MovieAugurEvent,
     content_event_id,
     from_unix,
 )

@@ -8,7 +8,6 @@ orjson does the JSON because a 20,000-event batch is encoded on the request path
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -101,7 +100,3 @@ class EventCodec:
                 state=record,
             )
         )
-
-
-def record_timestamp(moment: datetime) -> str:
-    return moment.isoformat()

@@ -3,7 +3,6 @@ tracking table, all written in one transaction per batch (exactly-once effect)."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any

@@ -5,7 +5,6 @@ against the real local stack, after which its recommendations are served through
 from __future__ import annotations
 
 import json
-import subprocess
 import textwrap
 import time
 from pathlib import Path

@@ -7,7 +7,6 @@ import asyncio
 import json
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
