@@ -12,6 +12,7 @@ import time
 from functools import cached_property
 from typing import Any
 
+import orjson
 from pydantic import TypeAdapter
 
 from commands.schemas import (
@@ -119,8 +120,6 @@ def catalog_event(item: ItemWithIdIn, source: str = "api") -> ItemCatalogued:
 def _merge_path(body: bytes, item_type: str, item_id: str) -> bytes:
     """Put the path's type and id into the body, so one model validates both with one error
     format; a body that is not a JSON object is left as is and rejected by validation."""
-    import orjson
-
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -8,6 +8,7 @@ stream whose offsets are notification ids. Projections track "the next offset to
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,8 +81,6 @@ class EventLog(ABC):
 
     async def wait_for_events(self, streams: Sequence[str], timeout: float) -> None:
         """Return early when new events may have arrived; adapters that cannot tell just wait."""
-        import asyncio
-
         await asyncio.sleep(timeout)
 
     async def close(self) -> None:  # noqa: B027 - optional for adapters

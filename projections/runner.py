@@ -41,7 +41,6 @@ class Projector:
         self.store = store
         self.batch_size = batch_size
         self.idle_wait = idle_wait
-        self.processed = 0
         self.advanced = False
 
     @property
@@ -75,7 +74,6 @@ class Projector:
                     return total
                 total += len(result.events)
                 self.advanced = True
-        self.processed += total
         return total
 
     async def caught_up(self) -> bool:

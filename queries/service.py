@@ -6,6 +6,7 @@ user the model has nothing for gets popularity instead, marked as a fallback, ne
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +19,8 @@ from projections.popularity import EXTERNAL_SPACE, SPACE as POPULARITY, all_time
 from projections.recommendations import MODELS_SPACE, SIMILAR_SPACE, SPACE as RECS, recommendations_key, similar_key
 from queries.popularity import Window
 
-_CATEGORY_SCAN = 200
-_CATEGORY_SCAN_LIMIT = 10_000
-_SEEN_SCAN_LIMIT = 20_000
+_SCAN_PAGE = 200
+_SCAN_LIMIT = 20_000
 
 
 class NotFound(LookupError):
@@ -78,38 +78,44 @@ class QueryService:
         at: float | None = None,
         decay: bool = True,
         source: str | None = None,
-        exclude: frozenset[str] = frozenset(),
     ) -> Ranked:
         self.check_type(item_type)
         if source and source != "interactions":
             return await self._external(item_type, source, limit, offset)
         parsed = Window.parse(window or self.settings.default_window)
         keys = parsed.bucket_weights(item_type, self.settings.popularity_half_life_days, at, decay)
-        if not category and not exclude:
+        if not category:
             top = await self.store.top(POPULARITY, keys, offset, limit)
             return Ranked(await self.hydrate([(item_type, m, s) for m, s in top]))
-        picked: list[tuple[str, str, float]] = []
-        skipped = 0
-        scanned = 0
-        wanted = category.casefold() if category else None
-        while len(picked) < limit and scanned < _CATEGORY_SCAN_LIMIT:
-            chunk = await self.store.top(POPULARITY, keys, scanned, _CATEGORY_SCAN)
-            if not chunk:
-                break
-            scanned += len(chunk)
-            docs = await self.store.get_docs(ITEMS, [f"{item_type}:{m}" for m, _ in chunk])
-            for (member, score), doc in zip(chunk, docs, strict=True):
-                if f"{item_type}:{member}" in exclude:
-                    continue
-                if wanted and not (doc and wanted in {c.casefold() for c in doc.get("categories") or ()}):
-                    continue
-                if skipped < offset:
-                    skipped += 1
-                    continue
-                picked.append((item_type, member, score))
-                if len(picked) >= limit:
-                    break
+        wanted = category.casefold()
+
+        async def in_category(members: list[str]) -> list[bool]:
+            docs = await self.store.get_docs(ITEMS, [f"{item_type}:{m}" for m in members])
+            return [bool(doc) and wanted in {c.casefold() for c in doc.get("categories") or ()} for doc in docs]
+
+        picked = await self._filtered_top(item_type, keys, in_category, offset, limit)
         return Ranked(await self.hydrate(picked))
+
+    async def _filtered_top(
+        self,
+        item_type: str,
+        keys: dict[str, float],
+        keep: Callable[[list[str]], Awaitable[list[bool]]],
+        offset: int,
+        limit: int,
+    ) -> list[tuple[str, str, float]]:
+        """Page through a popularity ranking, keeping what `keep` accepts (asked once per page),
+        until `offset + limit` are kept or the scan limit is reached."""
+        kept: list[tuple[str, str, float]] = []
+        scanned, page = 0, max(2 * (offset + limit), _SCAN_PAGE)
+        while len(kept) < offset + limit and scanned < _SCAN_LIMIT:
+            rows = await self.store.top(POPULARITY, keys, scanned, page)
+            if not rows:
+                break
+            scanned += len(rows)
+            verdicts = await keep([m for m, _ in rows])
+            kept.extend((item_type, m, s) for (m, s), ok in zip(rows, verdicts, strict=True) if ok)
+        return kept[offset : offset + limit]
 
     async def _external(self, item_type: str, source: str, limit: int, offset: int) -> Ranked:
         [doc] = await self.store.get_docs(EXTERNAL_SPACE, [f"{item_type}:{source}"])
@@ -162,8 +168,7 @@ class QueryService:
         name = model or self.settings.default_model
         if item_type is not None:
             self.check_type(item_type)
-        model_doc = await self.model(name)
-        if model_doc is None and name != self.settings.default_model:
+        if name != self.settings.default_model and await self.model(name) is None:
             raise NotFound(f"unknown model {name!r}; GET /v1/models lists the published ones")
         [doc] = await self.store.get_docs(RECS, [recommendations_key(name, user_id)])
         if doc:
@@ -193,20 +198,14 @@ class QueryService:
     async def _unseen_popular(
         self, kind: str, user_id: str, limit: int, exclude: frozenset[str]
     ) -> list[tuple[str, str, float]]:
-        """The `limit` most popular items of a type that the user has not seen: pages through the
-        popularity list, asking about each page's items only."""
-        picked: list[tuple[str, str, float]] = []
-        keys = {all_time_key(kind): 1.0}
-        offset, page = 0, max(limit * 2, 50)
-        while len(picked) < limit and offset < _SEEN_SCAN_LIMIT:
-            rows = await self.store.top(POPULARITY, keys, offset, page)
-            if not rows:
-                break
-            offset += len(rows)
-            candidates = [(kind, m, s) for m, s in rows if f"{kind}:{m}" not in exclude]
-            seen = await self.seen_among(user_id, [f"{kind}:{m}" for _, m, _ in candidates])
-            picked.extend(c for c in candidates if f"{kind}:{c[1]}" not in seen)
-        return picked[:limit]
+        """The `limit` most popular items of a type that the user has not seen and not excluded."""
+
+        async def unseen(members: list[str]) -> list[bool]:
+            keys = [f"{kind}:{m}" for m in members]
+            seen = await self.seen_among(user_id, keys)
+            return [key not in seen and key not in exclude for key in keys]
+
+        return await self._filtered_top(kind, {all_time_key(kind): 1.0}, unseen, 0, limit)
 
     # -- items and users -----------------------------------------------------------------------
 
