@@ -22,6 +22,7 @@ temporary log (the dataset folder is only read). Ratios are ours / raw throughpu
 
 from __future__ import annotations
 
+from domain.configuration import weights_of
 import argparse
 import asyncio
 import sqlite3
@@ -40,7 +41,7 @@ from domain.events import INTERACTIONS, ITEMS
 from domain.weights import ActionWeights
 from movieaugur.adapters.sqlite_log import SQLiteEventLog
 from movieaugur.adapters.sqlite_views import _ADD, _MAX, _PUT, _SCHEMA, SQLiteViewStore
-from movieaugur.config import Settings
+from kernel.settings import Settings
 from offline.movielens import import_movielens
 from projections.catalog import CatalogProjection
 from projections.history import HistoryProjection
@@ -206,7 +207,7 @@ async def raw_redis(name: str, client, prefix: str, log_path: Path, weights: Act
 
 async def run(args: argparse.Namespace) -> dict:
     names = args.projections.split(",")
-    weights = Settings(data_dir=Path(tempfile.gettempdir())).weights
+    weights = weights_of(Settings(data_dir=Path(tempfile.gettempdir())))
     out: dict = {"dataset": args.movielens, "batch_size": args.batch, "repeats": args.repeats, "sqlite": {}, "redis": {}}
     with tempfile.TemporaryDirectory(prefix="bench-projection-", dir=args.dir) as tmp:
         folder = Path(tmp)

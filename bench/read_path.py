@@ -38,11 +38,11 @@ import orjson
 from movieaugur import operations
 from movieaugur.app import create_app
 from movieaugur.bootstrap import bootstrap
-from movieaugur.config import Settings
+from kernel.settings import Settings
 from projections.catalog import SPACE as ITEMS
 from projections.history import SPACE as HISTORY
 from projections.popularity import SPACE as POPULARITY
-from projections.recommendations import MODELS_SPACE, SPACE as RECS
+from projections.recommendations import SPACE as RECS
 
 
 async def rate(call, n: int, concurrency: int) -> float:
@@ -110,7 +110,6 @@ async def run(args: argparse.Namespace) -> dict:
 
         async def service_recs(i: int) -> None:
             user = users[i % len(users)]
-            await store.get_docs(MODELS_SPACE, [model])
             await store.top(HISTORY, {user: 1.0}, 0, 100_000)
             [doc] = await store.get_docs(RECS, [f"{model}:{user}"])
             keys = [f"{r['item_type']}:{r['item_id']}" for r in doc["items"][:limit]]

@@ -154,7 +154,7 @@ class Http:
 
         from movieaugur.app import create_app
         from movieaugur.bootstrap import bootstrap
-        from movieaugur.config import Settings
+        from kernel.settings import Settings
 
         self.container = await bootstrap(Settings(data_dir=self.folder))
         self.client = TestClient(TestServer(create_app(self.container, self.roles)))

@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from pydantic import ValidationError
 
-from commands.errors import describe
+from kernel.errors import describe
 from commands.service import CommandService
 from domain.ports import AppendResult, LogUnavailable
-from movieaugur.web import Metrics, error_response, json_response
+from kernel.http import Metrics, error_response, json_response
 
 SERVICE = web.AppKey("command_service", CommandService)
 METRICS = web.AppKey("command_metrics", Metrics)

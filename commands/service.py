@@ -8,6 +8,7 @@ the projections apply each id once.
 
 from __future__ import annotations
 
+from domain.configuration import item_types_of, weights_of
 import time
 from functools import cached_property
 from typing import Any
@@ -30,18 +31,20 @@ from domain.events import (
     from_unix,
 )
 from domain.ports import AppendResult, EventLog
-from movieaugur.config import Settings
+from kernel.settings import Settings
 
 
 class CommandService:
     def __init__(self, log: EventLog, settings: Settings):
         self.log = log
         self.settings = settings
+        self.registry = item_types_of(settings)
+        self.weights = weights_of(settings)
 
     def context(self) -> ValidationContext:
         return ValidationContext(
-            registry=self.settings.registry,
-            weights=self.settings.weights,
+            registry=self.registry,
+            weights=self.weights,
             clock_skew_seconds=self.settings.clock_skew_seconds,
             now=time.time(),
         )

@@ -44,7 +44,7 @@ def run_operation(name: str, **kwargs: Any) -> dict[str, Any]:
     """Run `movieaugur.operations.<name>` against the configured backends; return a JSON-able report."""
     from movieaugur import operations
     from movieaugur.bootstrap import bootstrap
-    from movieaugur.config import load_settings
+    from kernel.settings import load_settings
 
     settings = load_settings(**_airflow_overrides())
 

@@ -83,6 +83,9 @@ class EventLog(ABC):
         """Return early when new events may have arrived; adapters that cannot tell just wait."""
         await asyncio.sleep(timeout)
 
+    async def start(self) -> None:  # noqa: B027 - optional for adapters
+        """Connect or prepare (create topics, open files) before the first call, where needed."""
+
     async def close(self) -> None:  # noqa: B027 - optional for adapters
         """Release connections."""
 

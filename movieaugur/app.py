@@ -18,9 +18,9 @@ from aiohttp import web
 from commands.http import add_command_routes
 from commands.service import CommandService
 from movieaugur.bootstrap import Container
-from movieaugur.web import Metrics, build_middlewares, json_response
+from kernel.http import Metrics, build_middlewares, json_response
 from queries.http import add_query_routes, read_errors
-from queries.openapi import build_spec, render_docs
+from movieaugur.openapi import build_spec, render_docs
 from queries.service import QueryService
 
 log = logging.getLogger(__name__)

@@ -7,11 +7,13 @@ not know which it got.
 
 from __future__ import annotations
 
+from domain.configuration import weights_of
 from dataclasses import dataclass, field
+from typing import Any
 
 from domain.codec import EventCodec
 from domain.ports import EventLog
-from movieaugur.config import Settings
+from kernel.settings import Settings
 from projections.base import Projection
 from projections.changes import ViewStore
 from projections.registry import build_projections
@@ -27,7 +29,7 @@ class Container:
     projections: dict[str, Projection] = field(default_factory=dict)
     follower_logs: dict[str, EventLog] = field(default_factory=dict)
 
-    def projector(self, name: str, follow: bool = False, **kwargs) -> Projector:  # type: ignore[no-untyped-def]
+    def projector(self, name: str, follow: bool = False, **kwargs: Any) -> Projector:
         """A projector over the whole log (catch-up, replay) or, with `follow`, a worker that
         shares the projection's partitions with the other workers (distributed mode)."""
         try:
@@ -47,7 +49,7 @@ class Container:
             self.follower_logs[name] = KafkaEventLog(self.settings, self.codec, group=group)
         return self.follower_logs[name]
 
-    def projectors(self, follow: bool = False, **kwargs) -> list[Projector]:  # type: ignore[no-untyped-def]
+    def projectors(self, follow: bool = False, **kwargs: Any) -> list[Projector]:
         return [self.projector(name, follow=follow, **kwargs) for name in self.projections]
 
     async def close(self) -> None:
@@ -82,12 +84,9 @@ async def bootstrap(settings: Settings) -> Container:
     codec = EventCodec()
     log = build_log(settings, codec)
     store = build_store(settings)
-    start = getattr(log, "start", None)
-    if start is not None:
-        await start()
-    projections = build_projections(settings.weights)
-    if settings.mode == "distributed":
-        from movieaugur.adapters.distributed_views import CONNECT_PROJECTIONS
-
-        projections = {name: p for name, p in projections.items() if name not in CONNECT_PROJECTIONS}
+    await log.start()
+    await store.start()
+    projections = build_projections(weights_of(settings))
+    if settings.mode == "distributed":  # views a Connect sink keeps have no projector here
+        projections = {name: p for name, p in projections.items() if p.sink is None}
     return Container(settings, log, store, codec, projections)

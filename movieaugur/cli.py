@@ -11,7 +11,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from movieaugur.config import Settings, load_settings
+from infra.local import Stack
+from infra.local import cli as stack_cli
+from kernel.settings import Settings, load_settings
+from movieaugur.stack_settings import stack_settings
 from movieaugur.progress import progress_bar, say
 
 app = typer.Typer(
@@ -22,12 +25,18 @@ app = typer.Typer(
 import_app = typer.Typer(help="Import data into the event log.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 
-try:  # the local stack manager lives in infra/ and needs nothing beyond the base install
-    from infra.local.cli import app as stack_app
 
-    app.add_typer(stack_app, name="stack", help="The real stack on this machine without Docker: up, down, status.")
-except ImportError:  # pragma: no cover - only on a broken install
-    pass
+
+def _prepare_stack(stack: Stack) -> list[str]:
+    """After `stack up`: MovieAugur's topics and Connect sinks on the stack just started."""
+    from movieaugur.operations import prepare_distributed
+
+    names = asyncio.run(prepare_distributed(stack_settings(stack)))
+    return [f"topics ready; connectors registered: {', '.join(names)}"]
+
+
+stack_cli.on_up(_prepare_stack)
+app.add_typer(stack_cli.app, name="stack", help="The real stack on this machine without Docker: up, down, status.")
 
 Port = Annotated[Optional[int], typer.Option(help="TCP port to listen on.")]
 DataDir = Annotated[Optional[Path], typer.Option(help="State folder (default: MOVIEAUGUR_DATA_DIR).")]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from movieaugur import operations
 from movieaugur.bootstrap import bootstrap
-from movieaugur.config import Settings
+from kernel.settings import Settings
 from movieaugur.progress import progress_bar, say
 from movieaugur.serve import serve_until_stopped
-from projections.recommendations import MODELS_SPACE
+from projections.recommendations import read_model
 
 
 async def run_demo(settings: Settings, movielens: Path | None, fresh: bool, users: int, budget: float) -> None:
@@ -30,7 +30,7 @@ async def run_demo(settings: Settings, movielens: Path | None, fresh: bool, user
                 say(f"generated a sample service: {result['catalog']} titles, {result['interactions']} interactions, {result['users']} users")
         with progress_bar("projecting", None) as advance:
             await operations.catch_up(container, lambda _name, n: advance(n))
-        [model] = await container.store.get_docs(MODELS_SPACE, [settings.default_model])
+        model = await read_model(container.store, settings.default_model)
         if model is None:
             report = await operations.train(container, time_budget=budget, force=True, progress=say)
             say(f"model {report.model} {report.version} ({report.algorithm}): {report.reason}")

@@ -5,6 +5,7 @@ Keeping them here (not in the CLI) lets dags/ stay thin wrappers and tests call 
 
 from __future__ import annotations
 
+from domain.configuration import weights_of
 import shutil
 import time
 from collections.abc import Callable
@@ -12,10 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from domain.events import INTERACTIONS
+from kernel.settings import Settings
+from movieaugur.adapters.connect_sinks import register_sinks, reset_sink
+from movieaugur.adapters.kafka_log import KafkaEventLog
 from movieaugur.bootstrap import Container
+from offline.collectors import collect_metadata_into, collect_popularity_into
 from offline.movielens import import_movielens
 from offline.sample import generate_sample
 from offline.training import TrainReport, train_and_publish
+from projections.registry import build_projections
 from projections.runner import ReplayReport
 
 
@@ -58,7 +64,7 @@ async def train(
     settings = container.settings
     return await train_and_publish(
         container.log,
-        settings.weights,
+        weights_of(settings),
         model_name=model or settings.default_model,
         time_budget=settings.train_time_budget_seconds if time_budget is None else time_budget,
         recommendations_per_user=settings.recommendations_per_user,
@@ -71,9 +77,7 @@ async def train(
 def replayable(container: Container) -> list[str]:
     """Projections that `replay` can rebuild: those projectors run, and in distributed mode also
     those whose views Kafka Connect keeps (rebuilt by resetting the sink)."""
-    from projections.registry import build_projections
-
-    return list(build_projections(container.settings.weights))
+    return list(build_projections(weights_of(container.settings)))
 
 
 async def replay(
@@ -91,17 +95,35 @@ async def replay(
 
 
 async def _reset_connect_view(container: Container, name: str) -> ReplayReport:
-    from movieaugur.adapters.connect_sinks import reset_sink
-    from projections.registry import build_projections
-
+    """A view its declaration gives to a Connect sink: reset the sink, which copies again."""
     started = time.perf_counter()
-    projection = build_projections(container.settings.weights)[name]
-    mongo = container.store.mongo  # type: ignore[attr-defined]
-    await reset_sink(container.settings.connect_url, container.settings.topic_prefix, name, mongo, projection.spaces)
+    projection = build_projections(weights_of(container.settings))[name]
+    if projection.sink is None:
+        raise ValueError(f"{name} is kept by a projector, yet no projector runs it here")
+    connector = projection.sink.connector_name(container.settings.topic_prefix)
+
+    async def empty_view() -> None:
+        await container.store.drop(name, projection.spaces)
+
+    await reset_sink(container.settings.connect_url, connector, empty_view)
     records = 0
     for stream in projection.streams:
         records += sum((await container.log.end_offsets(stream)).values())
     return ReplayReport(name, records, time.perf_counter() - started)
+
+
+async def prepare_distributed(settings: Settings) -> list[str]:
+    """Create MovieAugur's topics (with their retention and compaction) and register the Connect
+    sinks its projections declare; safe to repeat. Returns the connector names."""
+    log = KafkaEventLog(settings)
+    try:
+        await log.ensure_topics()
+    finally:
+        await log.close()
+    projections = build_projections(weights_of(settings)).values()
+    return await register_sinks(
+        settings.connect_url, projections, settings.topic_prefix, settings.mongo_url, settings.mongo_database
+    )
 
 
 def wipe_embedded_state(data_dir: Path) -> None:
@@ -118,8 +140,6 @@ def elapsed(since: float) -> str:
 
 async def collect(container: Container, what: str, progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """`metadata` or `popularity` from TMDB into the log."""
-    from offline.collectors import collect_metadata_into, collect_popularity_into
-
     if what == "popularity":
         result, observed = await collect_popularity_into(container.log, container.settings, progress=progress)
         return {"appended": result.appended, "duplicates": result.duplicates,

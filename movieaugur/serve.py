@@ -9,7 +9,7 @@ from aiohttp import web
 
 from movieaugur.app import create_app
 from movieaugur.bootstrap import Container, bootstrap
-from movieaugur.config import Settings
+from kernel.settings import Settings
 from movieaugur.progress import say
 
 

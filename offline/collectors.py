@@ -12,7 +12,7 @@ from typing import Any
 
 from domain.events import ItemCatalogued, PopularityObserved, content_event_id, from_unix
 from domain.ports import AppendResult, EventLog
-from movieaugur.config import Settings
+from kernel.settings import Settings
 from offline.tmdb import TmdbConfig, collect_metadata, collect_popular
 
 CATALOG_FIELDS = ("title", "description", "release_date", "categories", "keywords", "creators")

@@ -88,6 +88,17 @@ class ViewStore(ABC):
     async def drop(self, projection: str, spaces: Sequence[str]) -> None:
         """Delete a projection's view and tracking, so replay rebuilds it from the start."""
 
+    # -- replay ----------------------------------------------------------------------------------
+
+    def shadow(self, projection: str) -> ViewStore | None:
+        """A private copy to rebuild `projection` into while the live view keeps answering, or
+        None where the store has none (replay then drops the view and rebuilds it in place)."""
+        return None
+
+    async def promote(self, projection: str, spaces: Sequence[str], shadow: ViewStore) -> None:
+        """Atomically replace the live view (and its tracking) by what was rebuilt in `shadow`."""
+        raise NotImplementedError(f"{type(self).__name__} makes no shadows, so it has nothing to promote")
+
     # -- the query side ------------------------------------------------------------------------
 
     @abstractmethod
@@ -116,6 +127,9 @@ class ViewStore(ABC):
     async def dump(self, spaces: Sequence[str]) -> dict[str, Any]:
         """Everything in the given spaces, as plain data: for comparing a replayed view with an
         incrementally built one."""
+
+    async def start(self) -> None:  # noqa: B027 - optional for adapters
+        """Connect or prepare, where an adapter needs to before its first call."""
 
     async def close(self) -> None:  # noqa: B027 - optional for adapters
         """Release connections."""

@@ -117,13 +117,12 @@ class Projector:
         swap atomically; the others (embedded SQLite, where the demo is offline meanwhile) drop the
         view and rebuild it in place."""
         started = time.perf_counter()
-        make_shadow = getattr(self.store, "shadow", None)
-        shadow = make_shadow(self.name) if make_shadow else None
+        shadow = self.store.shadow(self.name)
         if shadow is None:
             await self.store.drop(self.name, self.projection.spaces)
             events = await self.catch_up(progress)
         else:
             await shadow.drop(self.name, self.projection.spaces)
             events = await Projector(self.projection, self.log, shadow, self.batch_size).catch_up(progress)
-            await self.store.promote(self.name, self.projection.spaces, shadow)  # type: ignore[attr-defined]
+            await self.store.promote(self.name, self.projection.spaces, shadow)
         return ReplayReport(self.name, events, time.perf_counter() - started)

@@ -7,8 +7,8 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from commands.errors import describe
-from movieaugur.web import Metrics, error_response, json_response
+from kernel.errors import describe
+from kernel.http import Metrics, error_response, json_response
 from queries.params import LegacyListParams, ListParams, PopularityParams, RecommendationParams, SimilarParams
 from queries.popularity import BadWindow
 from queries.service import NotFound, QueryService, Ranked
@@ -130,7 +130,7 @@ async def model(request: web.Request) -> web.Response:
 
 
 async def item_types(request: web.Request) -> web.Response:
-    return json_response({"item_types": list(request.app[SERVICE].settings.registry.names)})
+    return json_response({"item_types": list(request.app[SERVICE].registry.names)})
 
 
 def add_query_routes(app: web.Application, service: QueryService, metrics: Metrics) -> None:

@@ -6,17 +6,19 @@ user the model has nothing for gets popularity instead, marked as a fallback, ne
 
 from __future__ import annotations
 
+from domain.configuration import item_types_of
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from domain.item_types import ItemTypeRegistry
-from movieaugur.config import Settings
-from projections.catalog import SPACE as ITEMS
+from kernel.settings import Settings
+from projections import catalog as catalog_view
+from projections import history as history_view
+from projections import popularity as popularity_view
+from projections import recommendations as recommendations_view
 from projections.changes import ViewStore
-from projections.history import SPACE as HISTORY
-from projections.popularity import EXTERNAL_SPACE, SPACE as POPULARITY, all_time_key
-from projections.recommendations import MODELS_SPACE, SIMILAR_SPACE, SPACE as RECS, recommendations_key, similar_key
+from projections.popularity import all_time_key
 from queries.popularity import Window
 
 _SCAN_PAGE = 200
@@ -45,10 +47,8 @@ class QueryService:
     def __init__(self, store: ViewStore, settings: Settings):
         self.store = store
         self.settings = settings
+        self.registry: ItemTypeRegistry = item_types_of(settings)
 
-    @property
-    def registry(self) -> ItemTypeRegistry:
-        return self.settings.registry
 
     def check_type(self, item_type: str) -> None:
         if item_type not in self.registry:
@@ -56,7 +56,7 @@ class QueryService:
 
     async def hydrate(self, scored: list[tuple[str, str, float]]) -> list[dict[str, Any]]:
         """(item_type, item_id, score) → catalog metadata objects with the score added."""
-        docs = await self.store.get_docs(ITEMS, [f"{t}:{i}" for t, i, _ in scored])
+        docs = await catalog_view.read_items(self.store, [(t, i) for t, i, _ in scored])
         out = []
         for (item_type, item_id, score), doc in zip(scored, docs, strict=True):
             item = {"id": item_id, "object_type": item_type}
@@ -85,12 +85,12 @@ class QueryService:
         parsed = Window.parse(window or self.settings.default_window)
         keys = parsed.bucket_weights(item_type, self.settings.popularity_half_life_days, at, decay)
         if not category:
-            top = await self.store.top(POPULARITY, keys, offset, limit)
+            top = await popularity_view.read_top(self.store, keys, offset, limit)
             return Ranked(await self.hydrate([(item_type, m, s) for m, s in top]))
         wanted = category.casefold()
 
         async def in_category(members: list[str]) -> list[bool]:
-            docs = await self.store.get_docs(ITEMS, [f"{item_type}:{m}" for m in members])
+            docs = await catalog_view.read_items(self.store, [(item_type, m) for m in members])
             return [bool(doc) and wanted in {c.casefold() for c in doc.get("categories") or ()} for doc in docs]
 
         picked = await self._filtered_top(item_type, keys, in_category, offset, limit)
@@ -109,7 +109,7 @@ class QueryService:
         kept: list[tuple[str, str, float]] = []
         scanned, page = 0, max(2 * (offset + limit), _SCAN_PAGE)
         while len(kept) < offset + limit and scanned < _SCAN_LIMIT:
-            rows = await self.store.top(POPULARITY, keys, scanned, page)
+            rows = await popularity_view.read_top(self.store, keys, scanned, page)
             if not rows:
                 break
             scanned += len(rows)
@@ -118,7 +118,7 @@ class QueryService:
         return kept[offset : offset + limit]
 
     async def _external(self, item_type: str, source: str, limit: int, offset: int) -> Ranked:
-        [doc] = await self.store.get_docs(EXTERNAL_SPACE, [f"{item_type}:{source}"])
+        doc = await popularity_view.read_external(self.store, item_type, source)
         if not doc:
             return Ranked([], extra={"source": source})
         rows = doc["items"][offset : offset + limit]
@@ -127,7 +127,7 @@ class QueryService:
         return ranked
 
     async def external_sources(self, item_type: str) -> list[str]:
-        return [key.split(":", 1)[1] for key in await self.store.keys(EXTERNAL_SPACE, f"{item_type}:")]
+        return await popularity_view.external_sources(self.store, item_type)
 
     async def legacy_popularity(self, item_type: str, limit: int) -> list[dict[str, Any]]:
         """The older route: interactions first; an external list when no interaction is known."""
@@ -144,18 +144,15 @@ class QueryService:
     # -- recommendations -----------------------------------------------------------------------
 
     async def model(self, name: str) -> dict[str, Any] | None:
-        [doc] = await self.store.get_docs(MODELS_SPACE, [name])
-        return doc
+        return await recommendations_view.read_model(self.store, name)
 
     async def models(self) -> list[dict[str, Any]]:
-        names = [k for k in await self.store.keys(MODELS_SPACE) if "@" not in k]
-        return [doc for doc in await self.store.get_docs(MODELS_SPACE, names) if doc]
+        return await recommendations_view.read_models(self.store)
 
     async def seen_among(self, user_id: str, item_keys: list[str]) -> set[str]:
         """Which of these items the user has interacted with: asks about the candidates only,
         so a heavy user's long history costs nothing extra."""
-        scores = await self.store.scores(HISTORY, user_id, item_keys)
-        return {key for key, score in zip(item_keys, scores, strict=True) if score is not None}
+        return await history_view.seen_among(self.store, user_id, item_keys)
 
     async def recommendations(
         self,
@@ -170,7 +167,7 @@ class QueryService:
             self.check_type(item_type)
         if name != self.settings.default_model and await self.model(name) is None:
             raise NotFound(f"unknown model {name!r}; GET /v1/models lists the published ones")
-        [doc] = await self.store.get_docs(RECS, [recommendations_key(name, user_id)])
+        doc = await recommendations_view.read_recommendations(self.store, name, user_id)
         if doc:
             candidates = [
                 (r["item_type"], r["item_id"], r["score"])
@@ -211,8 +208,8 @@ class QueryService:
 
     async def item(self, item_type: str, item_id: str) -> dict[str, Any]:
         self.check_type(item_type)
-        [doc] = await self.store.get_docs(ITEMS, [f"{item_type}:{item_id}"])
-        score = await self.store.score(POPULARITY, f"{item_type}:all", item_id)
+        [doc] = await catalog_view.read_items(self.store, [(item_type, item_id)])
+        score = await popularity_view.read_all_time(self.store, item_type, item_id)
         if doc is None and score is None:
             raise NotFound(f"no {item_type} with id {item_id!r} is known")
         item = {"id": item_id, "object_type": item_type, **(doc or {})}
@@ -222,14 +219,14 @@ class QueryService:
     async def similar(self, item_type: str, item_id: str, model: str | None = None, limit: int = 20) -> Ranked:
         self.check_type(item_type)
         name = model or self.settings.default_model
-        [doc] = await self.store.get_docs(SIMILAR_SPACE, [similar_key(name, item_type, item_id)])
+        doc = await recommendations_view.read_similar(self.store, name, item_type, item_id)
         if not doc:
             raise NotFound(f"model {name!r} has no similar items for {item_type} {item_id!r} (train first?)")
         rows = [(r["item_type"], r["item_id"], r["score"]) for r in doc["items"][:limit]]
         return Ranked(await self.hydrate(rows), model=name, model_version=doc["model_version"])
 
     async def history(self, user_id: str, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-        rows = await self.store.top(HISTORY, {user_id: 1.0}, offset, limit)
+        rows = await history_view.read_history(self.store, user_id, offset, limit)
         items = await self.hydrate([(*split_key(member), ts) for member, ts in rows])
         for item in items:
             item["last_interaction"] = int(item.pop("score"))

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from movieaugur.app import create_app
 from movieaugur.bootstrap import Container, bootstrap
-from movieaugur.config import Settings
+from kernel.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 MOVIELENS = Path(os.environ.get("MOVIEAUGUR_MOVIELENS", REPO.parent / "shared" / "data" / "ml-latest-small"))

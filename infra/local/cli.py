@@ -6,6 +6,8 @@ A typer sub-application so the main CLI can mount it with `app.add_typer(stack_a
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 
 import typer
 
@@ -13,11 +15,22 @@ from .config import ENV_DEFAULTS
 from .proc import StackError
 from .stack import Stack
 
+#: What runs after `up` has started the components: MovieAugur's CLI installs one that creates its
+#: topics and registers its Connect sinks (this package knows nothing of MovieAugur's code), and
+#: returns lines to print.
+AfterUp = Callable[[Stack], list[str]]
+
 app = typer.Typer(
     help="Run the local infrastructure (Kafka KRaft, Kafka Connect + MongoDB sink, FerretDB, Redis, "
          "NGINX gateway) without Docker. State lives in $MOVIEAUGUR_STACK_DIR (default <repo>/.stack).",
     no_args_is_help=True,
 )
+_after_up: list[AfterUp] = []
+
+
+def on_up(hook: AfterUp) -> None:
+    """Run `hook` after every successful `up`."""
+    _after_up.append(hook)
 
 
 def _fail(exc: StackError) -> None:
@@ -30,15 +43,16 @@ def up() -> None:
     """Obtain what is missing (first run downloads and builds: minutes), start every component that
     is not running, and wait until each one answers its own protocol. Safe to repeat."""
     stack = Stack()
+    lines: list[str] = []
     try:
         stack.up()
-        from .connectors import ensure_topics_and_connectors
-
-        names = ensure_topics_and_connectors(stack)
+        for hook in _after_up:
+            lines.extend(hook(stack))
     except StackError as exc:
         _fail(exc)
     _print_status(stack, as_json=False)
-    typer.echo(f"  topics ready; connectors registered: {', '.join(names)}")
+    for line in lines:
+        typer.echo(f"  {line}")
 
 
 @app.command()
@@ -61,7 +75,6 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 @app.command()
 def env() -> None:
     """List the environment variables that configure the stack, with their current values."""
-    import os
     for name, default in ENV_DEFAULTS.items():
         typer.echo(f"{name}={os.environ.get(name) or default}")
 

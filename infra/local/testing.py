@@ -22,12 +22,3 @@ def ensure_stack() -> Stack:
         _STACK = Stack(report=Reporter(quiet=os.environ.get("MOVIEAUGUR_STACK_QUIET") == "1"))
     _STACK.up()
     return _STACK
-
-
-def ensure_movieaugur_stack() -> Stack:
-    """The running stack plus MovieAugur's topics and Connect sinks (what `movieaugur stack up` does)."""
-    from .connectors import ensure_topics_and_connectors
-
-    stack = ensure_stack()
-    ensure_topics_and_connectors(stack)
-    return stack

@@ -9,43 +9,48 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from movieaugur.adapters.mongo_records import SPACES as CONNECT_SPACES, MongoRecordViews
+from domain.configuration import weights_of
+from kernel.settings import Settings
+from movieaugur.adapters.mongo_records import MongoRecordViews
 from movieaugur.adapters.mongo_views import MongoViewStore
 from movieaugur.adapters.redis_views import RedisViewStore
-from movieaugur.config import Settings
+from projections.base import Projection
 from projections.changes import Batch, ViewStore
-
-# Projections whose views Kafka Connect maintains in distributed mode (no projector runs them).
-CONNECT_PROJECTIONS = frozenset({"catalog", "recommendations"})
+from projections.registry import build_projections
 
 
 class RoutedViewStore(ViewStore):
-    """`in_documents` names the projector-written projections kept in MongoDB instead of Redis
-    (MOVIEAUGUR_DOCUMENT_PROJECTIONS); `document_spaces` are their spaces."""
+    """Each projection's store follows its declaration: a Connect sink's views are read from the
+    sink's MongoDB collections; projector-written views live in Redis, or in MongoDB documents for
+    the projections named in `in_documents` (MOVIEAUGUR_DOCUMENT_PROJECTIONS)."""
 
     def __init__(
         self,
+        projections: Mapping[str, Projection],
         redis: RedisViewStore,
         mongo: MongoRecordViews,
         documents: MongoViewStore,
         in_documents: frozenset[str] = frozenset(),
-        document_spaces: frozenset[str] = frozenset(),
     ):
         self.redis = redis
         self.mongo = mongo
         self.documents = documents
-        self.in_documents = in_documents
-        self.document_spaces = document_spaces
+        self._by_projection: dict[str, ViewStore] = {}
+        self._by_space: dict[str, ViewStore] = {}
+        for name, projection in projections.items():
+            store: ViewStore
+            if projection.sink is not None:
+                store = mongo
+            else:
+                store = documents if name in in_documents else redis
+            self._by_projection[name] = store
+            self._by_space.update(dict.fromkeys(projection.spaces, store))
 
     def _for_space(self, space: str) -> ViewStore:
-        if space in CONNECT_SPACES:
-            return self.mongo
-        return self.documents if space in self.document_spaces else self.redis
+        return self._by_space.get(space, self.redis)
 
     def _for_projection(self, projection: str) -> ViewStore:
-        if projection in CONNECT_PROJECTIONS:
-            return self.mongo
-        return self.documents if projection in self.in_documents else self.redis
+        return self._by_projection.get(projection, self.redis)
 
     async def apply(self, projection: str, batch: Batch) -> None:
         await self._for_projection(projection).apply(projection, batch)
@@ -58,10 +63,10 @@ class RoutedViewStore(ViewStore):
 
     def shadow(self, projection: str) -> ViewStore | None:
         """A private copy to rebuild into, where the store behind the projection has one."""
-        return self.redis.shadow(projection) if self._for_projection(projection) is self.redis else None
+        return self._for_projection(projection).shadow(projection)
 
     async def promote(self, projection: str, spaces: Sequence[str], shadow: ViewStore) -> None:
-        await self.redis.promote(projection, spaces, shadow)  # type: ignore[arg-type]
+        await self._for_projection(projection).promote(projection, spaces, shadow)
 
     async def top(self, space: str, keys: Mapping[str, float], offset: int, limit: int) -> list[tuple[str, float]]:
         return await self._for_space(space).top(space, keys, offset, limit)
@@ -91,18 +96,15 @@ class RoutedViewStore(ViewStore):
 
 
 def build_distributed_store(settings: Settings) -> RoutedViewStore:
-    from projections.registry import build_projections
-
-    projections = build_projections(settings.weights)
+    projections = build_projections(weights_of(settings))
     in_documents = frozenset(settings.document_projections)
-    unknown = in_documents - set(projections) | (in_documents & CONNECT_PROJECTIONS)
+    unknown = {name for name in in_documents if name not in projections or projections[name].sink is not None}
     if unknown:
         raise ValueError(f"MOVIEAUGUR_DOCUMENT_PROJECTIONS: {sorted(unknown)} cannot be kept by projectors in MongoDB")
-    spaces = frozenset(space for name in in_documents for space in projections[name].spaces)
     return RoutedViewStore(
+        projections,
         RedisViewStore(settings.redis_url, prefix=f"{settings.topic_prefix}v:"),
-        MongoRecordViews(settings.mongo_url, settings.mongo_database),
+        MongoRecordViews(settings.mongo_url, settings.mongo_database, projections.values()),
         MongoViewStore(settings.mongo_url, settings.mongo_database),
         in_documents,
-        spaces,
     )

@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from domain.codec import EventCodec
 from domain.events import INTERACTIONS, ITEMS, POPULARITY, RECOMMENDATIONS, STREAMS, MovieAugurEvent
 from domain.ports import AppendResult, EventLog, LoggedEvent, LogUnavailable, Position, ReadResult
-from movieaugur.config import Settings
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 

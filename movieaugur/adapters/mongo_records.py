@@ -10,7 +10,7 @@ that the embedded mode runs what view document it makes. The projection logic st
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -18,30 +18,35 @@ from pymongo import AsyncMongoClient
 
 from domain.codec import EventCodec
 from projections.base import Projection
-from projections.catalog import SPACE as ITEMS, CatalogProjection
 from projections.changes import Batch, DocPut, ViewStore
-from projections.recommendations import MODELS_SPACE, SIMILAR_SPACE, SPACE as RECS, RecommendationsProjection
 
-# space -> (collection, record-key prefix, projection that turns a record into the view document)
-SINKS: dict[str, tuple[str, str, Projection]] = {
-    ITEMS: ("items", "", CatalogProjection()),
-    RECS: ("recommendations", "rec:", RecommendationsProjection()),
-    SIMILAR_SPACE: ("recommendations", "sim:", RecommendationsProjection()),
-    MODELS_SPACE: ("recommendations", "model:", RecommendationsProjection()),
-}
-SPACES = frozenset(SINKS)
+
+def sunk_spaces(projections: Iterable[Projection]) -> dict[str, tuple[str, str, Projection]]:
+    """space -> (collection, record-key prefix, projection that turns a record into the view
+    document), for every projection whose view a Connect sink keeps (its `sink` declaration)."""
+    out: dict[str, tuple[str, str, Projection]] = {}
+    for projection in projections:
+        if projection.sink is not None:
+            for space, prefix in projection.sink.record_prefixes.items():
+                out[space] = (projection.sink.collection, prefix, projection)
+    return out
 
 
 class MongoRecordViews(ViewStore):
     """Read-only views over sink collections (the writer is Kafka Connect)."""
 
-    def __init__(self, url: str, database: str, codec: EventCodec | None = None):
+    def __init__(self, url: str, database: str, projections: Iterable[Projection], codec: EventCodec | None = None):
         self.client: AsyncMongoClient = AsyncMongoClient(url, serverSelectionTimeoutMS=5000, tz_aware=False)
         self.db = self.client[database]
         self.codec = codec or EventCodec()
+        self.sinks = sunk_spaces(projections)
+
+    @property
+    def spaces(self) -> frozenset[str]:
+        return frozenset(self.sinks)
 
     def _view_doc(self, record: dict[str, Any], space: str, key: str) -> dict[str, Any] | None:
-        projection = SINKS[space][2]
+        projection = self.sinks[space][2]
         event = self.codec.decode(orjson.dumps(record))
         for change in projection.effect(event).changes:
             if isinstance(change, DocPut) and change.space == space and change.key == key:
@@ -49,43 +54,24 @@ class MongoRecordViews(ViewStore):
         return None
 
     async def get_docs(self, space: str, keys: Sequence[str]) -> list[dict[str, Any] | None]:
-        collection, prefix, _ = SINKS[space]
-        if space == MODELS_SPACE:
-            return [await self._model(key) for key in keys]
+        collection, prefix, _ = self.sinks[space]
         ids = [prefix + key for key in keys]
         found = {doc["_id"]: doc async for doc in self.db[collection].find({"_id": {"$in": ids}})}
         return [self._view_doc(found[i], space, k) if i in found else None for i, k in zip(ids, keys, strict=True)]
 
-    async def _model(self, key: str) -> dict[str, Any] | None:
-        collection = self.db[SINKS[MODELS_SPACE][0]]
-        if "@" in key:
-            record = await collection.find_one({"_id": f"model:{key}"})
-        else:  # the current version: the newest one published under this name
-            cursor = collection.find({"_id": {"$regex": f"^model:{re.escape(key)}@"}}).sort("model_version", -1).limit(1)
-            records = [doc async for doc in cursor]
-            record = records[0] if records else None
-        return self._view_doc(record, MODELS_SPACE, key) if record else None
-
     async def keys(self, space: str, prefix: str = "") -> list[str]:
-        collection, record_prefix, _ = SINKS[space]
+        collection, record_prefix, _ = self.sinks[space]
         pattern = f"^{re.escape(record_prefix + prefix)}"
         ids = [doc["_id"] async for doc in self.db[collection].find({"_id": {"$regex": pattern}}, {"_id": 1})]
-        keys = {i[len(record_prefix):] for i in ids}
-        if space == MODELS_SPACE:
-            keys |= {k.split("@", 1)[0] for k in keys}
-        return sorted(keys)
+        return sorted(i[len(record_prefix):] for i in ids)
 
     async def dump(self, spaces: Sequence[str]) -> dict[str, Any]:
         out = {}
         for space in spaces:
-            keys = [k for k in await self.keys(space) if space != MODELS_SPACE or "@" in k]
+            keys = await self.keys(space)
             docs = await self.get_docs(space, keys)
             out[space] = {"zsets": {}, "docs": dict(zip(keys, docs, strict=True))}
         return out
-
-    async def drop_collections(self, spaces: Sequence[str]) -> None:
-        for name in {SINKS[s][0] for s in spaces}:
-            await self.db.drop_collection(name)
 
     # Writes belong to Kafka Connect; sorted sets do not live here.
     async def apply(self, projection: str, batch: Batch) -> None:
@@ -95,7 +81,9 @@ class MongoRecordViews(ViewStore):
         return {}
 
     async def drop(self, projection: str, spaces: Sequence[str]) -> None:
-        await self.drop_collections(spaces)
+        """Empty the sink's collections (replay then resets the sink's offsets)."""
+        for name in {self.sinks[s][0] for s in spaces}:
+            await self.db.drop_collection(name)
 
     async def top(self, space: str, keys: Mapping[str, float], offset: int, limit: int) -> list[tuple[str, float]]:
         return []

@@ -103,12 +103,14 @@ def _encode_change(change: ScoreAdd | ScoreMax | DocPut) -> list[Any]:
 
 
 class RedisViewStore(ViewStore):
-    def __init__(self, url: str, prefix: str = "ma:"):
-        self.redis = aioredis.from_url(url, decode_responses=False)
+    def __init__(self, url: str, prefix: str = "ma:", client: aioredis.Redis | None = None):
+        """`client` shares another store's connection (a shadow); that store closes it."""
+        self.redis = client if client is not None else aioredis.from_url(url, decode_responses=False)
+        self.url = url
         self.prefix = prefix
         self._apply = self.redis.register_script(_APPLY)
         self._promote = self.redis.register_script(_PROMOTE)
-        self._owns_connection = True
+        self._owns_connection = client is None
 
     def _z(self, space: str, key: str) -> str:
         return f"{self.prefix}z:{space}:{key}"
@@ -146,21 +148,21 @@ class RedisViewStore(ViewStore):
 
     # -- replay into a fresh view, then swap ----------------------------------------------------
 
+    def _shadow_prefix(self, projection: str) -> str:
+        return f"{self.prefix}shadow:{projection}:"
+
     def shadow(self, projection: str) -> RedisViewStore:
         """A store over the same server whose keys are a private copy for rebuilding `projection`."""
-        shadow = RedisViewStore.__new__(RedisViewStore)
-        shadow.redis, shadow.prefix = self.redis, f"{self.prefix}shadow:{projection}:"
-        shadow._apply, shadow._promote = self._apply, self._promote
-        shadow._owns_connection = False  # the live store closes the shared connection
-        return shadow
+        return RedisViewStore(self.url, self._shadow_prefix(projection), client=self.redis)
 
-    async def promote(self, projection: str, spaces: Sequence[str], shadow: RedisViewStore) -> None:
-        """Atomically replace the live view (and its tracking and guards) by the rebuilt one.
+    async def promote(self, projection: str, spaces: Sequence[str], shadow: ViewStore) -> None:
+        """Atomically replace the live view (and its tracking and guards) by the rebuilt one (the
+        shadow this store made for `projection`; its keys are found by their prefix).
 
         Readers see the old view until this script runs and the new one after it. A projector that
         was following the log meanwhile continues from the rebuilt view's positions; a batch it had
         already computed is either refused as stale or, if it overlaps, absorbed by the guards."""
-        await self._promote(args=[self.prefix, shadow.prefix, projection, *spaces])
+        await self._promote(args=[self.prefix, self._shadow_prefix(projection), projection, *spaces])
 
     # -- query side ----------------------------------------------------------------------------
 

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Mapping
 
+from domain.configuration import item_types_of
+
 if TYPE_CHECKING:
-    from movieaugur.config import Settings
+    from kernel.settings import Settings
 
 #: TMDB's own kinds of title. Our item types are data, so the names we store are configurable.
 TMDB_KINDS: tuple[str, ...] = ("movie", "tv")
@@ -68,7 +70,7 @@ class TmdbConfig:
             "language": settings.tmdb_language,
             "rate_limit": settings.tmdb_requests_per_10s,
             "rate_period": 10.0,
-            "item_types": {t.tmdb_kind: t.name for t in settings.registry if t.tmdb_kind},
+            "item_types": {t.tmdb_kind: t.name for t in item_types_of(settings) if t.tmdb_kind},
         }
         kwargs.update(overrides)
         return cls(**kwargs)  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ ports the NGINX gateway routes to.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -19,9 +20,14 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.local.connectors import SINKS, connector_name, register
-from infra.local.testing import ensure_movieaugur_stack
-from movieaugur.config import Settings
+from domain.configuration import weights_of
+from infra.local import Stack
+from infra.local.testing import ensure_stack
+from movieaugur.adapters.connect_sinks import sinks_of
+from movieaugur.operations import prepare_distributed
+from movieaugur.stack_settings import stack_settings
+from projections.registry import build_projections
+from kernel.settings import Settings
 
 EXECUTABLE = str(Path(sys.executable).with_name("movieaugur"))  # this venv's, not whatever is on PATH
 
@@ -53,7 +59,7 @@ def wait_for(check, timeout: float = 60.0, interval: float = 0.2, what: str = "c
 
 @dataclass
 class Services:
-    stack: object
+    stack: Stack
     env: dict[str, str]
     logs: Path
     run: str
@@ -66,7 +72,7 @@ class Services:
 
     @property
     def gateway(self) -> str:
-        return self.stack.gateway_url  # type: ignore[attr-defined]
+        return self.stack.gateway_url
 
     def start(self, role: str, name: str | None = None) -> subprocess.Popen:
         """Start `serve --role role` as process `name` (default: the role), logging to name.log."""
@@ -99,8 +105,8 @@ class Services:
     def cleanup(self) -> None:
         """Stop this run's processes and sinks, and free its data in Redis and MongoDB."""
         self.stop_all()
-        for projection in SINKS:
-            self.stack.connect.delete_connector(connector_name(self.settings.topic_prefix, projection))  # type: ignore[attr-defined]
+        for sink in sinks_of(build_projections(weights_of(self.settings)).values()):
+            self.stack.connect.delete_connector(sink.connector_name(self.settings.topic_prefix))
         import redis
         from pymongo import MongoClient
 
@@ -113,6 +119,13 @@ class Services:
 
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         return subprocess.run([EXECUTABLE, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def ensure_movieaugur_stack() -> Stack:
+    """The running stack plus MovieAugur's topics and Connect sinks (what `movieaugur stack up` does)."""
+    stack = ensure_stack()
+    asyncio.run(prepare_distributed(stack_settings(stack)))
+    return stack
 
 
 def start_services(logs: Path) -> Services:
@@ -132,5 +145,5 @@ def start_services(logs: Path) -> Services:
         "MOVIEAUGUR_QUERY_PORT": os.environ.get("MOVIEAUGUR_QUERY_PORT", "18182"),
     }
     services = Services(stack, env, logs, run)
-    register(stack, services.settings)  # this run's topics, then its Connect sinks on them
+    asyncio.run(prepare_distributed(services.settings))  # this run's topics, then its Connect sinks on them
     return services

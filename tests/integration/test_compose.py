@@ -25,8 +25,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.local.connectors import SINKS, connector_name, render_connector
-from movieaugur.config import Settings
+from domain.configuration import weights_of
+from movieaugur.adapters.connect_sinks import render_connector, sinks_of
+from projections.registry import build_projections
+from kernel.settings import Settings
 from movieaugur.serve import port_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +38,8 @@ NGINX_CONF = INFRA / "nginx" / "compose.conf"
 GATEWAY_TEMPLATE = INFRA / "nginx" / "gateway.template.conf"
 WORKER = INFRA / "connect" / "worker.compose.properties"
 CONNECT_DOCKERFILE = INFRA / "connect" / "Dockerfile"
+# The Connect sinks the projections declare (catalog, recommendations).
+SINKS = sinks_of(build_projections(weights_of(Settings())).values())
 
 SERVICES = {"kafka", "connect", "connect-setup", "mongo", "redis", "commands", "queries", "projectors", "nginx", "airflow"}
 ROLES = {"commands", "queries", "projectors"}
@@ -166,7 +170,7 @@ def test_every_movieaugur_variable_is_a_setting(resolved: dict) -> None:
     for path in (COMPOSE, REPO / "Dockerfile", INFRA / "airflow" / "Dockerfile"):
         used |= set(re.findall(r"\bMOVIEAUGUR_[A-Z0-9_]+", path.read_text()))
     unknown = {v for v in used if v.removeprefix("MOVIEAUGUR_").lower() not in fields}
-    assert not unknown, f"not fields of movieaugur.config.Settings: {sorted(unknown)}"
+    assert not unknown, f"not fields of kernel.settings.Settings: {sorted(unknown)}"
 
 
 def test_roles_run_distributed_on_the_ports_nginx_uses(resolved: dict) -> None:
@@ -221,16 +225,16 @@ def test_connect_worker_and_connectors_agree(resolved: dict) -> None:
 
     env = _movieaugur_env(resolved)["commands"]
     prefix = env["MOVIEAUGUR_TOPIC_PREFIX"]
-    for projection, stem in SINKS.items():
+    for sink in SINKS:
+        stem = sink.connector
         rendered = json.loads((INFRA / "connect" / "compose" / f"{stem}.json").read_text())
         # The committed copy is exactly the template rendered for this compose file.
-        expected = render_connector(INFRA / "connect" / f"{stem}.json", prefix, "mongodb://mongo:27017",
-                                    env["MOVIEAUGUR_MONGO_DATABASE"])
+        expected = render_connector(sink, prefix, "mongodb://mongo:27017", env["MOVIEAUGUR_MONGO_DATABASE"])
         assert rendered == expected, f"infra/connect/compose/{stem}.json is stale: re-render it"
         assert rendered["key.converter"] == worker["key.converter"]
         assert rendered["value.converter"] == worker["value.converter"]
         # Registered under the name the services use to reset the sink on replay.
-        assert connector_name(prefix, projection) == f"movieaugur.{stem}"
+        assert sink.connector_name(prefix) == f"movieaugur.{stem}"
     assert env["MOVIEAUGUR_CONNECT_URL"] == "http://connect:8083"
 
 
@@ -251,9 +255,9 @@ def test_connect_setup_script_puts_both_connectors(resolved: dict, tmp_path: Pat
     prefix = _movieaugur_env(resolved)["commands"]["MOVIEAUGUR_TOPIC_PREFIX"]
     mount = next(v for v in setup["volumes"] if v.endswith(":/connectors:ro"))
     assert Path(mount.split(":")[0]) == INFRA / "connect" / "compose"
-    expected = [f"-X PUT -H Content-Type: application/json --data @/connectors/{stem}.json "
-                f"http://connect:8083/connectors/{connector_name(prefix, projection)}/config"
-                for projection, stem in SINKS.items()]
+    expected = [f"-X PUT -H Content-Type: application/json --data @/connectors/{sink.connector}.json "
+                f"http://connect:8083/connectors/{sink.connector_name(prefix)}/config"
+                for sink in SINKS]
     assert len(lines) == len(expected)
     for line, want in zip(lines, expected):
         assert line.startswith("-fsS --retry") and line.endswith(want), line

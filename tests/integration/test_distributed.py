@@ -3,6 +3,7 @@ Kafka → Connect → MongoDB-wire store, caching, crash recovery and broker out
 
 from __future__ import annotations
 
+from domain.configuration import weights_of
 import asyncio
 import json
 import time
@@ -117,7 +118,7 @@ def _replay_into_fresh_views(services: Services) -> dict:
         store = RedisViewStore(settings.redis_url, prefix=f"{settings.topic_prefix}replay:")
         try:
             for name in ("popularity", "history"):
-                await Projector(build_projections(settings.weights)[name], log, store).replay()
+                await Projector(build_projections(weights_of(settings))[name], log, store).replay()
             return await store.dump(["popularity", "history"])
         finally:
             await log.close()

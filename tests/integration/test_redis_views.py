@@ -78,7 +78,7 @@ def test_replay_rebuilds_a_shadow_and_swaps_atomically(redis_url) -> None:  # ty
     from domain.events import InteractionRecorded, from_unix
     from domain.weights import ActionWeights
     from movieaugur.adapters.memory_log import MemoryEventLog
-    from movieaugur.config import DEFAULT_ACTION_WEIGHTS
+    from kernel.settings import DEFAULT_ACTION_WEIGHTS
     from projections.popularity import PopularityProjection
     from projections.runner import Projector
 

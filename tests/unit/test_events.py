@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from domain.configuration import item_types_of, weights_of
 from typing import ClassVar
 
 import orjson
@@ -22,7 +23,7 @@ from domain.events import (
 )
 from domain.item_types import ItemTypeRegistry, UnknownItemType
 from domain.weights import ActionWeights, UnknownAction
-from movieaugur.config import Settings
+from kernel.settings import Settings
 
 codec = EventCodec()
 
@@ -96,9 +97,9 @@ def test_old_schema_versions_are_upcast_on_read() -> None:
 
 
 def test_item_types_are_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Settings().registry.names == ("movie", "series")
+    assert item_types_of(Settings()).names == ("movie", "series")
     monkeypatch.setenv("MOVIEAUGUR_ITEM_TYPES", "movie,series,book")
-    registry = Settings().registry
+    registry = item_types_of(Settings())
     assert "book" in registry and registry.get("book").tmdb_kind is None
     assert registry.get("series").tmdb_kind == "tv"
     with pytest.raises(UnknownItemType, match="registered: movie, series, book"):
@@ -109,7 +110,7 @@ def test_item_types_are_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_action_weights_from_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOVIEAUGUR_ACTION_WEIGHTS", "like=5,share=2")
-    weights = Settings().weights
+    weights = weights_of(Settings())
     assert weights.weight("like") == 5.0
     assert weights.weight("share") == 2.0
     assert weights.weight("dislike") < 0

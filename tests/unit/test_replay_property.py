@@ -16,7 +16,7 @@ from domain.events import InteractionRecorded, ItemCatalogued, RecommendationsPu
 from domain.weights import ActionWeights
 from movieaugur.adapters.memory_log import MemoryEventLog
 from movieaugur.adapters.sqlite_views import SQLiteViewStore
-from movieaugur.config import DEFAULT_ACTION_WEIGHTS
+from kernel.settings import DEFAULT_ACTION_WEIGHTS
 from projections.registry import build_projections
 from projections.runner import Projector
 

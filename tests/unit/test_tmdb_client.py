@@ -269,7 +269,7 @@ def test_config_validation_and_env() -> None:
         TmdbConfig()
     with pytest.raises(ValueError):
         TmdbConfig(api_key="k", item_types={"game": "game"})
-    from movieaugur.config import Settings
+    from kernel.settings import Settings
 
     settings = Settings(tmdb_api_key="k", tmdb_base_url="http://127.0.0.1:1", item_types=("movie", "series", "book"))
     cfg = TmdbConfig.from_settings(settings, concurrency=2)

@@ -7,7 +7,6 @@ its environment alone (12-factor) and the README can document each variable in o
 from __future__ import annotations
 
 import json
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,9 +14,6 @@ import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
-
-from domain.item_types import ItemTypeRegistry
-from domain.weights import ActionWeights
 
 DEFAULT_ACTION_WEIGHTS: dict[str, float] = {
     "view": 1.0,
@@ -112,14 +108,6 @@ class Settings(BaseSettings):
                     parsed[name.strip()] = float(number)
             return {**DEFAULT_ACTION_WEIGHTS, **parsed}
         return value
-
-    @cached_property
-    def registry(self) -> ItemTypeRegistry:
-        return ItemTypeRegistry(self.item_types)
-
-    @cached_property
-    def weights(self) -> ActionWeights:
-        return ActionWeights(self.action_weights, rating_center=self.rating_center)
 
     @property
     def log_path(self) -> Path:
