@@ -16,6 +16,7 @@ WORKDIR /src
 # Only what the wheel is built from (pyproject's package list; README.md is its `readme`), so an
 # edit to tests or docs does not invalidate the install layer.
 COPY pyproject.toml README.md ./
+COPY kernel ./kernel
 COPY domain ./domain
 COPY commands ./commands
 COPY projections ./projections
@@ -23,6 +24,7 @@ COPY queries ./queries
 COPY offline ./offline
 COPY infra ./infra
 COPY movieaugur ./movieaugur
+COPY testing ./testing
 # A regular (non-editable) install: the running code is site-packages, /src is removed after.
 RUN pip install . && rm -rf /src
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from offline.protocol import run_protocol  # noqa: E402
-from offline.tuning import default_models  # noqa: E402
+from offline.evaluation.protocol import run_protocol
+from offline.training.tuning import default_models
 
 
 def main() -> None:

@@ -16,13 +16,12 @@ With the local stack's Redis up (never started or stopped here), the popularity 
 projections are also replayed into `RedisViewStore` (unique key prefix, deleted afterwards) against
 a raw redis pipeline (MULTI/EXEC per batch) doing ZINCRBY / ZADD GT for the same events.
 
-Data: MovieLens ratings + movies imported with offline/movielens.py `import_movielens` into a
+Data: MovieLens ratings + movies imported with offline/ingest/movielens.py `import_movielens` into a
 temporary log (the dataset folder is only read). Ratios are ours / raw throughput.
 """
 
 from __future__ import annotations
 
-from domain.configuration import weights_of
 import argparse
 import asyncio
 import sqlite3
@@ -33,16 +32,16 @@ from datetime import datetime
 from pathlib import Path
 
 import _util  # noqa: F401 - puts the repo on sys.path
+import orjson
 from _util import DEFAULT_MOVIELENS, emit, fmt, markdown, ratio, say, summary
 
-import orjson
-
+from domain.configuration import weights_of
 from domain.events import INTERACTIONS, ITEMS
 from domain.weights import ActionWeights
+from kernel.settings import Settings
 from movieaugur.adapters.sqlite_log import SQLiteEventLog
 from movieaugur.adapters.sqlite_views import _ADD, _MAX, _PUT, _SCHEMA, SQLiteViewStore
-from kernel.settings import Settings
-from offline.movielens import import_movielens
+from offline.ingest.movielens import import_movielens
 from projections.catalog import CatalogProjection
 from projections.history import HistoryProjection
 from projections.popularity import SECONDS_PER_DAY, PopularityProjection
@@ -163,7 +162,7 @@ async def redis_available(url: str) -> str | None:
     try:
         await client.ping()
         return None
-    except Exception as error:  # noqa: BLE001 - reported as the reason to skip
+    except Exception as error:
         return f"redis at {url} not reachable ({error!r}); Redis part skipped (the stack is not started here)"
     finally:
         await client.aclose()

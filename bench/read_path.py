@@ -31,14 +31,13 @@ import time
 from pathlib import Path
 
 import _util  # noqa: F401 - puts the repo on sys.path
+import orjson
 from _util import emit, fmt, markdown, ratio, say, summary
 
-import orjson
-
+from kernel.settings import Settings
 from movieaugur import operations
 from movieaugur.app import create_app
 from movieaugur.bootstrap import bootstrap
-from kernel.settings import Settings
 from projections.catalog import SPACE as ITEMS
 from projections.history import SPACE as HISTORY
 from projections.popularity import SPACE as POPULARITY
@@ -153,7 +152,7 @@ async def run(args: argparse.Namespace) -> dict:
         }
         samples: dict[str, dict[str, list[float]]] = {r: {} for r in routes}
         try:
-            for route, (http, service, raw, bare_call, _) in routes.items():  # warm-up
+            for http, service, raw, bare_call, _ in routes.values():  # warm-up
                 await http(0), await service(0), await raw(0), bare_call(0)
             floor = []
             for repeat in range(args.repeats):

@@ -29,9 +29,8 @@ import time
 from pathlib import Path
 
 import _util  # noqa: F401 - puts the repo on sys.path
-from _util import emit, fmt, markdown, say, summary
-
 import orjson
+from _util import emit, fmt, markdown, say, summary
 
 from domain.codec import EventCodec
 from domain.events import InteractionRecorded, from_unix
@@ -152,9 +151,9 @@ class Http:
     async def start(self) -> Http:
         from aiohttp.test_utils import TestClient, TestServer
 
+        from kernel.settings import Settings
         from movieaugur.app import create_app
         from movieaugur.bootstrap import bootstrap
-        from kernel.settings import Settings
 
         self.container = await bootstrap(Settings(data_dir=self.folder))
         self.client = TestClient(TestServer(create_app(self.container, self.roles)))

@@ -1,4 +1,8 @@
-"""The write API over HTTP (aiohttp): the older `POST /events` and the /v1 writes."""
+"""The write API over HTTP (aiohttp): the older `POST /events` and the /v1 writes.
+
+Bodies are read with a limit derived from MOVIEAUGUR_MAX_BATCH (kernel/http.py: read_body), so a
+body that cannot hold a valid batch is refused before it is parsed or even read whole.
+"""
 
 from __future__ import annotations
 
@@ -7,48 +11,58 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from pydantic import ValidationError
 
-from kernel.errors import describe
 from commands.service import CommandService
 from domain.ports import AppendResult, LogUnavailable
-from kernel.http import Metrics, error_response, json_response
+from kernel.errors import RequestError, describe
+from kernel.http import Metrics, error_response, json_response, read_body
 
 SERVICE = web.AppKey("command_service", CommandService)
 METRICS = web.AppKey("command_metrics", Metrics)
 
+#: One item's metadata (PUT /v1/items/{type}/{id}) is far below this.
+MAX_ITEM_BODY = 1024 * 1024
 
-async def _run(request: web.Request, action: Callable[[], Awaitable[AppendResult]]) -> web.Response:
+
+async def _run(request: web.Request, stream: str, action: Callable[[], Awaitable[AppendResult]]) -> web.Response:
     metrics = request.app[METRICS]
     try:
         result = await action()
     except ValidationError as error:
         metrics.events_rejected.labels("invalid").inc()
         return json_response(describe(error), status=400)
+    except RequestError as error:
+        metrics.events_rejected.labels("conflict" if error.status == 409 else "invalid").inc()
+        raise
     except LogUnavailable as error:
         metrics.events_rejected.labels("log_unavailable").inc()
         return error_response(503, f"the event log is unavailable; nothing was recorded; retry later ({error})")
-    metrics.events_appended.labels("interactions").inc(result.appended)
+    metrics.events_appended.labels(stream).inc(result.appended)
     return json_response({"appended": result.appended, "duplicates": result.duplicates})
 
 
+async def _body(request: web.Request, limit: int | None = None) -> bytes:
+    return await read_body(request, limit or request.app[SERVICE].settings.max_body_bytes)
+
+
 async def post_legacy_events(request: web.Request) -> web.Response:
-    body = await request.read()
-    return await _run(request, lambda: request.app[SERVICE].record_legacy(body))
+    body = await _body(request)
+    return await _run(request, "interactions", lambda: request.app[SERVICE].record_legacy(body))
 
 
 async def post_v1_events(request: web.Request) -> web.Response:
-    body = await request.read()
-    return await _run(request, lambda: request.app[SERVICE].record_interactions(body))
+    body = await _body(request)
+    return await _run(request, "interactions", lambda: request.app[SERVICE].record_interactions(body))
 
 
 async def put_v1_item(request: web.Request) -> web.Response:
-    body = await request.read()
+    body = await _body(request, MAX_ITEM_BODY)
     item_type, item_id = request.match_info["item_type"], request.match_info["item_id"]
-    return await _run(request, lambda: request.app[SERVICE].catalog_item(item_type, item_id, body))
+    return await _run(request, "items", lambda: request.app[SERVICE].catalog_item(item_type, item_id, body))
 
 
 async def post_v1_items(request: web.Request) -> web.Response:
-    body = await request.read()
-    return await _run(request, lambda: request.app[SERVICE].catalog_items(body))
+    body = await _body(request)
+    return await _run(request, "items", lambda: request.app[SERVICE].catalog_items(body))
 
 
 def add_command_routes(app: web.Application, service: CommandService, metrics: Metrics) -> None:

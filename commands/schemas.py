@@ -78,7 +78,7 @@ class InteractionIn(_Strict):
     item_id: NonEmpty
     item_type: str
     action: str = "view"
-    value: float | None = Field(default=None, validate_default=True)
+    value: Annotated[float, Field(allow_inf_nan=False)] | None = Field(default=None, validate_default=True)
     timestamp: int | None = None
 
     _type = field_validator("item_type")(_registered)
@@ -95,8 +95,13 @@ class InteractionIn(_Strict):
     @field_validator("value")
     @classmethod
     def _rating_has_value(cls, value: float | None, info: ValidationInfo) -> float | None:
-        if value is None and info.data.get("action") == "rating":
+        if info.data.get("action") != "rating":
+            return value
+        if value is None:
             raise ValueError("a 'rating' needs a numeric 'value'")
+        low, high = _context(info).weights.rating_range
+        if not low <= value <= high:
+            raise ValueError(f"a rating 'value' must be between {low:g} and {high:g}, not {value:g}")
         return value
 
 
@@ -122,4 +127,5 @@ class ItemWithIdIn(ItemIn):
 
 def batch_of(model: type[BaseModel], max_items: int) -> Any:
     """The type of a JSON array body of 1..max_items `model`s."""
+    # A type built at run time for pydantic: mypy cannot take a variable as a type argument.
     return Annotated[list[model], Len(1, max_items)]  # type: ignore[valid-type]

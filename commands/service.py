@@ -8,8 +8,8 @@ the projections apply each id once.
 
 from __future__ import annotations
 
-from domain.configuration import item_types_of, weights_of
 import time
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
@@ -24,13 +24,16 @@ from commands.schemas import (
     ValidationContext,
     batch_of,
 )
+from domain.configuration import item_types_of, weights_of
 from domain.events import (
     InteractionRecorded,
     ItemCatalogued,
+    MovieAugurEvent,
     content_event_id,
     from_unix,
 )
-from domain.ports import AppendResult, EventLog
+from domain.ports import AppendResult, EventIdConflict, EventLog
+from kernel.errors import RequestError
 from kernel.settings import Settings
 
 
@@ -48,6 +51,18 @@ class CommandService:
             clock_skew_seconds=self.settings.clock_skew_seconds,
             now=time.time(),
         )
+
+    async def _append(self, events: Sequence[MovieAugurEvent]) -> AppendResult:
+        """Append the batch; an event id reused with other content is a 409 naming the element."""
+        first: dict[str, tuple[int, str]] = {}
+        for index, event in enumerate(events):
+            seen = first.setdefault(event.event_id, (index, event.fingerprint))
+            if seen[1] != event.fingerprint:
+                raise _conflict(index, event.event_id, f"element {seen[0]} of this batch")
+        try:
+            return await self.log.append(events)
+        except EventIdConflict as conflict:
+            raise _conflict(first[conflict.event_id][0], conflict.event_id, "an event already in the log") from conflict
 
     @cached_property
     def _legacy_batch(self) -> TypeAdapter[list[LegacyEvent]]:
@@ -78,7 +93,7 @@ class CommandService:
             )
             for row in rows
         ]
-        return await self.log.append(events)
+        return await self._append(events)
 
     async def record_interactions(self, body: bytes) -> AppendResult:
         """`POST /v1/events`."""
@@ -97,19 +112,29 @@ class CommandService:
             )
             for row in rows
         ]
-        return await self.log.append(events)
+        return await self._append(events)
 
     async def catalog_item(self, item_type: str, item_id: str, body: bytes) -> AppendResult:
         """`PUT /v1/items/{item_type}/{item_id}`: the body is the item's full metadata."""
         item = ItemWithIdIn.model_validate_json(
             _merge_path(body, item_type, item_id), context=self.context()
         )
-        return await self.log.append([catalog_event(item)])
+        return await self._append([catalog_event(item)])
 
     async def catalog_items(self, body: bytes) -> AppendResult:
         """`POST /v1/items`: a batch of items, each naming its type and id."""
         items = self._item_batch.validate_json(body, context=self.context())
-        return await self.log.append([catalog_event(item) for item in items])
+        return await self._append([catalog_event(item) for item in items])
+
+
+def _conflict(index: int, event_id: str, other: str) -> RequestError:
+    return RequestError(
+        409,
+        f"element {index}: event_id {event_id!r} is already used by {other} with different content; "
+        "an event id names one fact: send the same content to retry, or a new id for a new fact",
+        index=index,
+        event_id=event_id,
+    )
 
 
 def catalog_event(item: ItemWithIdIn, source: str = "api") -> ItemCatalogued:
@@ -132,4 +157,7 @@ def _merge_path(body: bytes, item_type: str, item_id: str) -> bytes:
     for name in ("item_type", "item_id"):
         if name in parsed:
             parsed[f"{name} (in body; it comes from the path)"] = parsed.pop(name)
-    return orjson.dumps({**parsed, "item_type": item_type, "item_id": item_id})
+    try:
+        return orjson.dumps({**parsed, "item_type": item_type, "item_id": item_id})
+    except orjson.JSONEncodeError:  # nested deeper than any valid item: let validation say so
+        return body

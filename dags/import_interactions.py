@@ -22,7 +22,7 @@ DEFAULTS = {"retries": 1, "retry_delay": timedelta(minutes=5), "execution_timeou
 )
 def import_interactions():
     @task
-    def load(params=None) -> dict:  # noqa: ANN001 - Airflow injects the run's params
+    def load(params=None) -> dict:
         from pathlib import Path
 
         from movieaugur_tasks import run_operation

@@ -27,13 +27,13 @@ def _airflow_overrides() -> dict[str, Any]:
         return overrides
     try:
         raw = Variable.get(VARIABLE, default=None)
-    except Exception:  # noqa: BLE001 - no Variable backend reachable: environment only
+    except Exception:
         raw = None
     if raw:
         overrides.update(json.loads(raw) if isinstance(raw, str) else raw)
     try:
         connection = Connection.get(TMDB_CONNECTION)
-    except Exception:  # noqa: BLE001 - the connection is optional
+    except Exception:
         connection = None
     if connection is not None and connection.password:
         overrides.setdefault("tmdb_api_key", connection.password)
@@ -42,9 +42,9 @@ def _airflow_overrides() -> dict[str, Any]:
 
 def run_operation(name: str, **kwargs: Any) -> dict[str, Any]:
     """Run `movieaugur.operations.<name>` against the configured backends; return a JSON-able report."""
+    from kernel.settings import load_settings
     from movieaugur import operations
     from movieaugur.bootstrap import bootstrap
-    from kernel.settings import load_settings
 
     settings = load_settings(**_airflow_overrides())
 

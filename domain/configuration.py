@@ -25,10 +25,20 @@ class DomainSettings(Protocol):
     @property
     def rating_center(self) -> float: ...
 
+    @property
+    def rating_min(self) -> float: ...
+
+    @property
+    def rating_max(self) -> float: ...
+
 
 def item_types_of(settings: DomainSettings) -> ItemTypeRegistry:
     return ItemTypeRegistry(settings.item_types)
 
 
 def weights_of(settings: DomainSettings) -> ActionWeights:
-    return ActionWeights(settings.action_weights, rating_center=settings.rating_center)
+    return ActionWeights(
+        settings.action_weights,
+        rating_center=settings.rating_center,
+        rating_range=(settings.rating_min, settings.rating_max),
+    )

@@ -9,7 +9,7 @@ originator id is derived, and a `key` that orders and partitions it in its strea
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID, uuid4, uuid5
 
@@ -23,7 +23,12 @@ INTERACTIONS = "interactions"
 ITEMS = "items"
 POPULARITY = "popularity"
 RECOMMENDATIONS = "recommendations"
-STREAMS = (INTERACTIONS, ITEMS, POPULARITY, RECOMMENDATIONS)
+REDACTIONS = "redactions"
+STREAMS = (INTERACTIONS, ITEMS, POPULARITY, RECOMMENDATIONS, REDACTIONS)
+
+# What is not an event's content: where it sits in eventsourcing's terms, and when (a retried
+# /v1 event without a client timestamp gets the server's clock again).
+_NOT_CONTENT = frozenset({"originator_id", "originator_version", "timestamp"})
 
 
 def originator_for(event_id: str) -> UUID:
@@ -37,7 +42,7 @@ def content_event_id(prefix: str, payload: Any) -> str:
 
 
 def from_unix(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def to_unix(moment: datetime) -> int:
@@ -60,10 +65,20 @@ class MovieAugurEvent(DomainEvent):
     def occurred_at(self) -> int:
         return to_unix(self.timestamp)
 
+    @property
+    def fingerprint(self) -> str:
+        """A digest of the event's content: two events with one event_id and equal fingerprints
+        are the same fact posted twice; different fingerprints are a client reusing an id."""
+        content = {k: v for k, v in vars(self).items() if k not in _NOT_CONTENT}
+        content["type"] = type(self).__name__
+        return hashlib.blake2b(orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
+
     @classmethod
     def new(cls, *, event_id: str | None = None, timestamp: datetime | None = None, **fields: Any):
         event_id = event_id or str(uuid4())
-        return cls(
+        # eventsourcing builds each event class's __init__ from its annotations at class creation
+        # (a metaclass), which mypy cannot see: it knows only DomainEvent's own fields.
+        return cls(  # type: ignore[call-arg]
             originator_id=originator_for(event_id),
             originator_version=1,
             timestamp=timestamp or cls.create_timestamp(),
@@ -181,6 +196,27 @@ class ModelPublished(MovieAugurEvent):
         return f"model:{self.model}@{self.model_version}"
 
 
+class EventsRedacted(MovieAugurEvent):
+    """An operator neutralized interactions already in the log (the log is never rewritten).
+
+    Every projection and the trainer treat an interaction that matches as if it had never been
+    posted: the ones named in `event_ids`, and, when `user_id` or `source` is given, every
+    interaction of that user and/or from that source whose time lies in [from_time, until_time)
+    (either end open when None). See domain/redactions.py for the matching rule."""
+
+    stream: ClassVar[str] = REDACTIONS
+    event_ids: list[str]
+    user_id: str | None = None
+    source: str | None = None
+    from_time: int | None = None
+    until_time: int | None = None
+    reason: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"redaction:{self.event_id}"
+
+
 EVENT_TYPES: tuple[type[MovieAugurEvent], ...] = (
     InteractionRecorded,
     ItemCatalogued,
@@ -188,4 +224,5 @@ EVENT_TYPES: tuple[type[MovieAugurEvent], ...] = (
     RecommendationsPublished,
     SimilarItemsPublished,
     ModelPublished,
+    EventsRedacted,
 )

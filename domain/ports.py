@@ -56,6 +56,15 @@ class LogUnavailable(RuntimeError):
     """The log cannot take writes now; nothing of the batch was appended. Try again later."""
 
 
+class EventIdConflict(ValueError):
+    """An event reuses the event_id of one already in the log (or earlier in the same batch) with
+    different content. Nothing of the batch was appended."""
+
+    def __init__(self, event_id: str):
+        super().__init__(f"event_id {event_id!r} was already recorded with different content")
+        self.event_id = event_id
+
+
 class EventLog(ABC):
     """Append-only, partitioned, replayable log of domain events."""
 
@@ -63,7 +72,9 @@ class EventLog(ABC):
     async def append(self, events: Sequence[MovieAugurEvent]) -> AppendResult:
         """Append all events or none; return only once every appended event is durable.
 
-        Raises LogUnavailable when the log cannot be reached.
+        An event whose event_id the log already holds with the same content (fingerprint) is a
+        duplicate and is not appended again; with different content, EventIdConflict is raised
+        and nothing is appended. Raises LogUnavailable when the log cannot be reached.
         """
 
     @abstractmethod

@@ -7,6 +7,7 @@ and the training matrix both read weights from here, so they always agree.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 
@@ -15,9 +16,21 @@ class UnknownAction(ValueError):
 
 
 class ActionWeights:
-    def __init__(self, weights: Mapping[str, float], rating_center: float = 3.0):
+    def __init__(
+        self,
+        weights: Mapping[str, float],
+        rating_center: float = 3.0,
+        rating_range: tuple[float, float] = (0.5, 5.0),
+    ):
+        bad = {name: w for name, w in weights.items() if not math.isfinite(w)}
+        if bad:
+            raise ValueError(f"action weights must be finite numbers: {bad}")
+        low, high = rating_range
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            raise ValueError(f"rating range {rating_range} must be two finite numbers, low <= high")
         self._weights = dict(weights)
         self.rating_center = rating_center
+        self.rating_range = (low, high)
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -35,10 +48,9 @@ class ActionWeights:
                 f"unknown action {action!r}; configured: {', '.join(self._weights)}"
             ) from None
         if action == "rating":
-            if value is None:
+            # The write API refuses ratings outside the range; events logged before it did (or
+            # imported) count nothing rather than poisoning popularity or the trainer.
+            if value is None or not self.rating_range[0] <= value <= self.rating_range[1]:
                 return 0.0
             return base * (value - self.rating_center)
         return base
-
-    def as_dict(self) -> dict[str, float]:
-        return dict(self._weights)

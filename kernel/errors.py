@@ -1,10 +1,29 @@
-"""Turn pydantic's validation errors into messages that name the element and the field."""
+"""Errors a request can be answered with, and pydantic's validation errors turned into messages
+that name the element and the field.
+
+`RequestError` is what any layer raises to answer a 4xx (a body too large, undecodable, an event id
+reused with other content); the HTTP middleware (kernel/http.py) turns it into the JSON error shape,
+so handlers and services need not know about responses.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import ValidationError
+
+
+class RequestError(Exception):
+    """A client error: `status` (4xx), a message saying what is wrong and where, extra fields."""
+
+    def __init__(self, status: int, message: str, **extra: Any):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message, **self.extra}
 
 
 def _where(loc: tuple[Any, ...]) -> tuple[int | None, str | None]:
@@ -31,7 +50,7 @@ def describe(error: ValidationError, max_details: int = 20) -> dict[str, Any]:
         where.append(f"element {first['index']}")
     if first["field"]:
         where.append(f"field '{first['field']}'")
-    line = (", ".join(where) + ": " if where else "body: ") + first["message"]
+    line = (", ".join(where) + ": " if where else "body: ") + str(first["message"])
     if error.error_count() > 1:
         line += f" (and {error.error_count() - 1} more problem(s))"
     return {"error": line, "details": details}

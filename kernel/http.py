@@ -1,25 +1,39 @@
-"""What every MovieAugur HTTP service shares: JSON responses, error shape, metrics, API keys.
+"""What every MovieAugur HTTP service shares: JSON responses, error shape, metrics, API keys,
+request ids and bounded request bodies.
 
-Middlewares keep handlers to their business: an unexpected error becomes a JSON 500 with a request
-id (and a log line), request counts and latencies go to Prometheus, and writes under /v1 need a
-key when keys are configured.
+Middlewares keep handlers to their business: every response carries a request id; a client error
+raised anywhere (`RequestError`) becomes its JSON 4xx; an unexpected error becomes a JSON 500 quoting
+the request id, logged as one escaped line; a client that goes away mid-request is counted, not
+treated as a server error; request counts and latencies go to Prometheus; keys are checked.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from kernel.errors import RequestError
 
 log = logging.getLogger("movieaugur.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Status recorded (never sent) for a request whose client disconnected before the answer.
+CLIENT_CLOSED = 499
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/"})
+_WRITES = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -33,6 +47,44 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(status: int, message: str, **extra: Any) -> web.Response:
     return json_response({"error": message, **extra}, status=status)
+
+
+def escaped(text: str, limit: int = 300) -> str:
+    """User-supplied text made safe for one log line: control characters and quotes escaped."""
+    return json.dumps(text[:limit])[1:-1] + ("…" if len(text) > limit else "")
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its request was read or answered."""
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, decompressed, refused with a 413 as soon as it passes `limit` bytes.
+
+    A declared Content-Length over the limit is refused before anything is read; otherwise the
+    (decompressed) stream is counted as it arrives, so neither a chunked upload nor a small gzip
+    body that inflates enormously is ever held whole. A body that does not decode is a 400."""
+    too_large = RequestError(
+        413, f"request body exceeds {limit} bytes (MOVIEAUGUR_MAX_BATCH x MOVIEAUGUR_MAX_EVENT_BYTES); split it into smaller batches"
+    )
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    body = bytearray()
+    try:
+        while chunk := await request.content.readany():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+    except HttpProcessingError as error:
+        encoding = request.headers.get("Content-Encoding", "identity")
+        raise RequestError(400, f"request body could not be read (Content-Encoding {escaped(encoding, 40)}): {error.message}") from error
+    except (ConnectionResetError, web.HTTPException) as error:
+        raise ClientGone(str(error)) from error
+    except Exception as error:
+        if type(error).__name__ in {"ClientPayloadError", "ClientConnectionResetError", "EofStream"}:
+            raise ClientGone(str(error)) from error
+        raise
+    return bytes(body)
 
 
 class Metrics:
@@ -65,24 +117,37 @@ def _route_name(request: web.Request) -> str:
     return info.canonical if info is not None else "unmatched"
 
 
-def build_middlewares(metrics: Metrics, api_keys: tuple[str, ...]) -> list[Any]:
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("X-Request-Id", "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+
+
+def build_middlewares(
+    metrics: Metrics,
+    api_keys: tuple[str, ...],
+    read_keys: tuple[str, ...] = (),
+    legacy_writes_without_key: bool = False,
+) -> list[Any]:
+    """`api_keys`: when set, every write needs one of them in X-API-Key (the older `POST /events`
+    too, unless `legacy_writes_without_key`). `read_keys`: when set, reads need one of them or a
+    write key; health, metrics and docs stay open."""
+    writers = frozenset(api_keys)
+    readers = frozenset(read_keys) | writers if read_keys else frozenset()
+
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
+        request_id = _request_id(request)
         status = 500
         try:
-            response = await handler(request)
-            status = response.status
+            response = await _answer(request, handler, request_id)
+            status = CLIENT_CLOSED if isinstance(response, _Unsent) else response.status
+            response.headers["X-Request-Id"] = request_id
             return response
-        except web.HTTPException as http_error:
-            status = http_error.status
-            if http_error.status >= 400 and http_error.content_type != "application/json":
-                return error_response(http_error.status, http_error.reason)
+        except web.HTTPException as passed:  # redirects and other non-error answers pass through
+            status = passed.status
+            passed.headers["X-Request-Id"] = request_id
             raise
-        except Exception:
-            request_id = uuid.uuid4().hex[:12]
-            log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
-            return error_response(500, f"internal error; quote request id {request_id} when reporting it")
         finally:
             route = _route_name(request)
             metrics.requests.labels(request.method, route, str(status)).inc()
@@ -90,9 +155,37 @@ def build_middlewares(metrics: Metrics, api_keys: tuple[str, ...]) -> list[Any]:
 
     @web.middleware
     async def require_key(request: web.Request, handler: Handler) -> web.StreamResponse:
-        needs_key = api_keys and request.method in {"POST", "PUT", "DELETE", "PATCH"} and request.path.startswith("/v1/")
-        if needs_key and request.headers.get("X-API-Key") not in api_keys:
-            return error_response(401, "this write needs a valid API key in the X-API-Key header")
+        key = request.headers.get("X-API-Key")
+        if request.method in _WRITES:
+            exempt = legacy_writes_without_key and request.path == "/events"
+            if writers and not exempt and key not in writers:
+                return error_response(401, "this write needs a valid API key in the X-API-Key header")
+        elif readers and request.path not in _OPEN_PATHS and key not in readers:
+            return error_response(401, "reading needs a valid API key in the X-API-Key header (MOVIEAUGUR_READ_API_KEYS)")
         return await handler(request)
 
     return [observe, require_key]
+
+
+class _Unsent(web.Response):
+    """The answer to a client that has already gone: never delivered, counted as 499."""
+
+
+async def _answer(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
+    """The handler's response, or the JSON error response for what it raised."""
+    try:
+        return await handler(request)
+    except RequestError as error:
+        return json_response(error.body(), status=error.status)
+    except web.HTTPException as http_error:
+        if http_error.status >= 400:
+            return error_response(http_error.status, http_error.reason)
+        raise
+    except ClientGone as gone:
+        where = f"{request.method} {escaped(request.path)}"
+        log.info("request %s: client went away during %s (%s)", request_id, where, escaped(str(gone)))
+        return _Unsent(status=400, text="client went away")
+    except Exception as error:
+        one_line = escaped("".join(traceback.format_exception(error)), limit=8000)
+        log.error("request %s: unhandled error in %s %s: %s", request_id, request.method, escaped(request.path), one_line)
+        return error_response(500, f"internal error; quote request id {request_id} when reporting it")

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 DEFAULT_ACTION_WEIGHTS: dict[str, float] = {
     "view": 1.0,
@@ -43,6 +42,9 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_ACTION_WEIGHTS)
     )
     rating_center: float = 3.0
+    # Accepted rating values; a rating outside counts nothing (also for events already in the log).
+    rating_min: float = 0.5
+    rating_max: float = 5.0
     clock_skew_seconds: int = 300
 
     # HTTP.
@@ -51,7 +53,18 @@ class Settings(BaseSettings):
     command_port: int = 18181
     query_port: int = 18182
     api_keys: Annotated[tuple[str, ...], NoDecode] = ()
-    max_batch: int = 20_000
+    # Keys that may read (GET) when set; write keys may read too. Unset: reads are open.
+    read_api_keys: Annotated[tuple[str, ...], NoDecode] = ()
+    # Older clients that cannot send headers may post `POST /events` without a key.
+    legacy_writes_without_key: bool = False
+    max_batch: int = Field(20_000, ge=1, le=1_000_000)
+    # Bytes one element of a write batch may take on average: with max_batch it bounds a body.
+    max_event_bytes: int = Field(1024, ge=256, le=1_048_576)
+    # How many events per log partition a view remembers applied event ids for (duplicates
+    # further apart than this are counted again), and for how long the Kafka log remembers ids
+    # to refuse appending a retried event again.
+    dedupe_horizon_events: int = Field(1_000_000, ge=1000)
+    dedupe_horizon_seconds: int = Field(7 * 86_400, ge=60)
 
     # Popularity.
     popularity_half_life_days: float = 7.0
@@ -83,7 +96,7 @@ class Settings(BaseSettings):
     tmdb_max_pages: int = 5
     tmdb_requests_per_10s: float = 40.0
 
-    @field_validator("item_types", "api_keys", "document_projections", mode="before")
+    @field_validator("item_types", "api_keys", "read_api_keys", "document_projections", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -108,6 +121,11 @@ class Settings(BaseSettings):
                     parsed[name.strip()] = float(number)
             return {**DEFAULT_ACTION_WEIGHTS, **parsed}
         return value
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest write body a valid batch can need; anything larger is refused unread."""
+        return self.max_batch * self.max_event_bytes + 4096
 
     @property
     def log_path(self) -> Path:

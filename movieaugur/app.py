@@ -17,10 +17,10 @@ from aiohttp import web
 
 from commands.http import add_command_routes
 from commands.service import CommandService
-from movieaugur.bootstrap import Container
 from kernel.http import Metrics, build_middlewares, json_response
-from queries.http import add_query_routes, read_errors
+from movieaugur.bootstrap import Container
 from movieaugur.openapi import build_spec, render_docs
+from queries.http import add_query_routes, read_errors
 from queries.service import QueryService
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,11 @@ def create_app(container: Container, roles: Iterable[str] = ROLES) -> web.Applic
     settings = container.settings
     metrics = Metrics()
     app = web.Application(
-        middlewares=[*build_middlewares(metrics, settings.api_keys), read_errors],
-        client_max_size=64 * 1024 * 1024,
+        middlewares=[
+            *build_middlewares(metrics, settings.api_keys, settings.read_api_keys, settings.legacy_writes_without_key),
+            read_errors,
+        ],
+        client_max_size=settings.max_body_bytes,
     )
     app[CONTAINER] = container
     if "commands" in roles:
@@ -75,11 +78,11 @@ async def readiness_problems(container: Container) -> list[str]:
     problems = []
     try:
         await asyncio.wait_for(container.store.positions("__ready__"), 2.0)
-    except Exception as error:  # noqa: BLE001 - reported, not raised
+    except Exception as error:
         problems.append(f"view store: {error!r}")
     try:
         await asyncio.wait_for(container.log.end_offsets("interactions"), 5.0)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         problems.append(f"event log: {error!r}")
     return problems
 

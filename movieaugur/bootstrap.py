@@ -7,11 +7,11 @@ not know which it got.
 
 from __future__ import annotations
 
-from domain.configuration import weights_of
 from dataclasses import dataclass, field
 from typing import Any
 
 from domain.codec import EventCodec
+from domain.configuration import weights_of
 from domain.ports import EventLog
 from kernel.settings import Settings
 from projections.base import Projection
@@ -37,7 +37,8 @@ class Container:
         except KeyError:
             raise KeyError(f"no projection {name!r}; known: {', '.join(self.projections)}") from None
         log = self.follower_log(name) if follow else self.log
-        return Projector(projection, log, self.store, **kwargs)
+        kwargs.setdefault("guard_horizon", self.settings.dedupe_horizon_events)
+        return Projector(projection, log, self.store, redactions_log=self.log, **kwargs)
 
     def follower_log(self, name: str) -> EventLog:
         if self.settings.mode != "distributed":

@@ -6,16 +6,17 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
 from infra.local import Stack
 from infra.local import cli as stack_cli
 from kernel.settings import Settings, load_settings
-from movieaugur.stack_settings import stack_settings
 from movieaugur.progress import progress_bar, say
+from movieaugur.stack_settings import stack_settings
 
 app = typer.Typer(
     help="MovieAugur: event-sourced recommendations. Interactions go into a log; views and models are built from it.",
@@ -42,11 +43,13 @@ Port = Annotated[Optional[int], typer.Option(help="TCP port to listen on.")]
 DataDir = Annotated[Optional[Path], typer.Option(help="State folder (default: MOVIEAUGUR_DATA_DIR).")]
 
 
-def _settings(**overrides) -> Settings:  # type: ignore[no-untyped-def]
+def _settings(**overrides: Any) -> Settings:
     try:
         return load_settings(**overrides)
     except Exception as error:  # pydantic's message names the variable
-        raise typer.BadParameter(f"configuration problem: {error}\nCheck the MOVIEAUGUR_* variables (README, Configuration).")
+        raise typer.BadParameter(
+            f"configuration problem: {error}\nCheck the MOVIEAUGUR_* variables (README, Configuration)."
+        ) from error
 
 
 def _logging(verbose: bool) -> None:
@@ -74,7 +77,10 @@ def _unreachable(error: BaseException) -> str | None:
     return None
 
 
-def _run(coro):  # type: ignore[no-untyped-def]
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T | None:
     try:
         return asyncio.run(coro)
     except KeyboardInterrupt:
@@ -207,7 +213,7 @@ def evaluate(
     seeds: Annotated[str, typer.Option(help="Comma-separated split seeds.")] = "0,1,2",
 ) -> None:
     """Contract §5: R@20, R@50, NDCG@100 for popularity, EASE, ALS and the published choice."""
-    from offline.evaluation import evaluate_dataset
+    from offline.evaluation.compare_models import evaluate_dataset
 
     if not (dataset / "ratings.csv").is_file() and not dataset.is_file():
         raise typer.BadParameter(f"{dataset} has no ratings.csv; pass a MovieLens folder such as ../shared/data/ml-latest-small")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from movieaugur import operations
-from movieaugur.bootstrap import bootstrap
+from domain.events import INTERACTIONS, InteractionRecorded
 from kernel.settings import Settings
+from movieaugur import operations
+from movieaugur.bootstrap import Container, bootstrap
 from movieaugur.progress import progress_bar, say
 from movieaugur.serve import serve_until_stopped
 from projections.recommendations import read_model
@@ -51,7 +52,8 @@ async def run_demo(settings: Settings, movielens: Path | None, fresh: bool, user
         await container.close()
 
 
-async def _example_user(container) -> str:  # type: ignore[no-untyped-def]
-    async for logged in container.log.scan("interactions", batch=1):
-        return logged.event.user_id  # type: ignore[attr-defined]
+async def _example_user(container: Container) -> str:
+    async for logged in container.log.scan(INTERACTIONS, batch=1):
+        if isinstance(logged.event, InteractionRecorded):
+            return logged.event.user_id
     return "user-1"

@@ -5,22 +5,22 @@ Keeping them here (not in the CLI) lets dags/ stay thin wrappers and tests call 
 
 from __future__ import annotations
 
-from domain.configuration import weights_of
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from domain.configuration import weights_of
 from domain.events import INTERACTIONS
 from kernel.settings import Settings
 from movieaugur.adapters.connect_sinks import register_sinks, reset_sink
 from movieaugur.adapters.kafka_log import KafkaEventLog
 from movieaugur.bootstrap import Container
-from offline.collectors import collect_metadata_into, collect_popularity_into
-from offline.movielens import import_movielens
-from offline.sample import generate_sample
-from offline.training import TrainReport, train_and_publish
+from offline.ingest.collectors import collect_metadata_into, collect_popularity_into
+from offline.ingest.movielens import import_movielens
+from offline.ingest.sample import generate_sample
+from offline.training.pipeline import TrainReport, train_and_publish
 from projections.registry import build_projections
 from projections.runner import ReplayReport
 

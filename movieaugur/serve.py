@@ -7,9 +7,9 @@ import signal
 
 from aiohttp import web
 
+from kernel.settings import Settings
 from movieaugur.app import create_app
 from movieaugur.bootstrap import Container, bootstrap
-from kernel.settings import Settings
 from movieaugur.progress import say
 
 

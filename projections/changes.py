@@ -47,21 +47,42 @@ class DocPut:
 Change = ScoreAdd | ScoreMax | DocPut
 
 
+#: How many offsets of one log partition a view remembers an applied event id for, by default.
+DEFAULT_GUARD_HORIZON = 1_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class Effect:
     """The changes one event causes. With a guard, they apply only the first time the guard
-    (the event_id) is seen by this projection: a redelivered or retried event has one effect."""
+    (the event_id) is seen by this projection: a redelivered or retried event has one effect.
+
+    `at` is the event's offset in its partition (set by the runner for guarded effects). A store
+    remembers a guard with the offset where it took effect and forgets it `horizon` offsets later
+    (see Batch), so dedupe state is bounded while the outcome depends only on the log: a copy of
+    an event at most `horizon` offsets after the counted one is a duplicate, a later one is not."""
 
     changes: tuple[Change, ...]
     guard: str | None = None
+    at: int = 0
 
 
 @dataclass(slots=True)
 class Batch:
-    """Effects of consecutive events plus where the projection has read up to afterwards."""
+    """Effects of consecutive events of one partition (`source`, e.g. "interactions/2") plus
+    where the projection has read up to afterwards."""
 
     effects: list[Effect] = field(default_factory=list)
     next_offsets: dict[str, int] = field(default_factory=dict)  # source -> next offset
+    horizon: int = DEFAULT_GUARD_HORIZON
+
+    @property
+    def source(self) -> str:
+        """The one partition this batch reads (guards are remembered per partition)."""
+        return next(iter(self.next_offsets), "")
+
+    def guard_cutoff(self) -> int:
+        """Guards recorded before this offset can never again mark a duplicate: forget them."""
+        return max(self.next_offsets.values(), default=0) - 1 - self.horizon
 
 
 class StaleTracking(RuntimeError):

@@ -2,7 +2,7 @@
 
 A materialized matrix for consumers that want a user's profile without reading the log (analytics,
 online re-ranking, a trainer that chooses to start from it). Each event counts once (guarded by its
-event id). Training itself reads the whole log (offline/interactions.py) so that it can apply time
+event id). Training itself reads the whole log (offline/training/interaction_matrix.py) so that it can apply time
 decay and new weights retroactively.
 """
 

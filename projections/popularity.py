@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from domain.events import POPULARITY, INTERACTIONS, InteractionRecorded, MovieAugurEvent, PopularityObserved
+from domain.events import INTERACTIONS, POPULARITY, InteractionRecorded, MovieAugurEvent, PopularityObserved
 from domain.weights import ActionWeights
 from projections.base import NO_EFFECT, Projection
 from projections.changes import DocPut, Effect, ScoreAdd, ViewStore

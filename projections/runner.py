@@ -11,11 +11,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from domain.events import INTERACTIONS, REDACTIONS, EventsRedacted
 from domain.ports import EventLog
+from domain.redactions import Redactions
 from projections.base import Projection
-from projections.changes import Batch, StaleTracking, ViewStore
+from projections.changes import DEFAULT_GUARD_HORIZON, Batch, StaleTracking, ViewStore
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +37,37 @@ class Projector:
         store: ViewStore,
         batch_size: int = 2000,
         idle_wait: float = 0.5,
+        guard_horizon: int = DEFAULT_GUARD_HORIZON,
+        redactions_log: EventLog | None = None,
     ):
+        """`redactions_log` is where the redactions stream is read whole (default: `log_`; a
+        projector worker that reads only its group's partitions passes a log that reads all)."""
         self.projection = projection
         self.log = log_
         self.store = store
         self.batch_size = batch_size
         self.idle_wait = idle_wait
+        self.guard_horizon = guard_horizon
+        self.redactions_log = redactions_log or log_
+        self.redactions = Redactions()
+        self._redactions_read: dict[int, int] = {}
         self.advanced = False
+
+    async def refresh_redactions(self) -> None:
+        """Read redactions appended since the last call (projections of interactions only)."""
+        if INTERACTIONS not in self.projection.streams:
+            return
+        for partition, end in (await self.redactions_log.end_offsets(REDACTIONS)).items():
+            start = self._redactions_read.get(partition, 0)
+            while start < end:
+                result = await self.redactions_log.read(REDACTIONS, partition, start, 1000)
+                for logged in result.events:
+                    if isinstance(logged.event, EventsRedacted):
+                        self.redactions.add(logged.event)
+                if result.next_offset <= start:
+                    break
+                start = result.next_offset
+            self._redactions_read[partition] = start
 
     @property
     def name(self) -> str:
@@ -52,6 +78,7 @@ class Projector:
 
         `self.advanced` tells whether any position moved (it can move past offsets that hold no
         event, such as Kafka's transaction markers, with zero events read)."""
+        await self.refresh_redactions()
         positions = await self.store.positions(self.name)
         total = 0
         self.advanced = False
@@ -62,10 +89,15 @@ class Projector:
                 result = await self.log.read(stream, partition, start, self.batch_size)
                 if result.next_offset <= start:
                     continue
-                batch = Batch(next_offsets={source: result.next_offset})
+                batch = Batch(next_offsets={source: result.next_offset}, horizon=self.guard_horizon)
+                redactions = self.redactions
                 for item in result.events:
+                    if redactions and redactions.covers(item.event):
+                        continue
                     effect = self.projection.effect(item.event)
                     if effect.changes:
+                        if effect.guard is not None:
+                            effect = replace(effect, at=item.position.offset)
                         batch.effects.append(effect)
                 try:
                     await self.store.apply(self.name, batch)
@@ -103,7 +135,7 @@ class Projector:
                 await self.step()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep following; the error is logged with context
+            except Exception:
                 log.exception("%s: projection step failed; retrying", self.name)
                 self.advanced = False
                 await asyncio.sleep(1.0)
@@ -123,6 +155,10 @@ class Projector:
             events = await self.catch_up(progress)
         else:
             await shadow.drop(self.name, self.projection.spaces)
-            events = await Projector(self.projection, self.log, shadow, self.batch_size).catch_up(progress)
+            rebuild = Projector(
+                self.projection, self.log, shadow, self.batch_size,
+                guard_horizon=self.guard_horizon, redactions_log=self.redactions_log,
+            )
+            events = await rebuild.catch_up(progress)
             await self.store.promote(self.name, self.projection.spaces, shadow)
         return ReplayReport(self.name, events, time.perf_counter() - started)

@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from kernel.errors import describe
-from kernel.http import Metrics, error_response, json_response
+from kernel.http import Handler, Metrics, error_response, json_response
 from queries.params import LegacyListParams, ListParams, PopularityParams, RecommendationParams, SimilarParams
 from queries.popularity import BadWindow
 from queries.service import NotFound, QueryService, Ranked
@@ -33,12 +33,12 @@ def params(request: web.Request, model: type[P]) -> P:
 
 
 @web.middleware
-async def read_errors(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def read_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except NotFound as missing:
         return error_response(404, str(missing))
-    except (BadParams,) as bad:
+    except BadParams as bad:
         return json_response(bad.body, status=400)
     except BadWindow as bad:
         return error_response(400, str(bad))

@@ -9,12 +9,24 @@ class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _LegacyParams(BaseModel):
+    """The older routes ignore query parameters they do not know, as the older service did (cache
+    busters such as `?_=123` keep working); /v1 rejects them."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+#: Unix seconds from 1970 to 2200: any other "at" is a mistake, not a moment to compute windows at.
+MAX_AT = 7_258_118_400
+
+
 class PopularityParams(_Params):
-    window: str | None = Field(None, description="all, or a number of days: 1d, 7d, 30d …")
+    window: str | None = Field(None, max_length=8, description="all, or a number of days from 1d to 366d")
     limit: int = Field(20, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=100_000)
     category: str | None = Field(None, max_length=200)
-    at: float | None = Field(None, description="Unix seconds to compute windows at (default: now)")
+    at: float | None = Field(
+        None, ge=0, le=MAX_AT, allow_inf_nan=False, description="Unix seconds to compute windows at (default: now)"
+    )
     decay: bool = True
     source: str | None = Field(None, description="interactions (default) or an external source such as tmdb")
 
@@ -45,5 +57,5 @@ class SimilarParams(_Params):
     model: str | None = Field(None, max_length=100)
 
 
-class LegacyListParams(_Params):
+class LegacyListParams(_LegacyParams):
     limit: int = Field(100, ge=1, le=1000)

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from projections.popularity import SECONDS_PER_DAY, all_time_key, day_key
 
-_WINDOW = re.compile(r"^(\d{1,3})([dh])$")
+# Exactly `all` or whole days; sub-day windows are refused rather than rounded up, since the
+# projection keeps day buckets and "1h" silently meaning a day would be a lie.
+_WINDOW = re.compile(r"([1-9][0-9]{0,2})d")
 MAX_WINDOW_DAYS = 366
 
 
@@ -30,10 +32,13 @@ class Window:
     def parse(cls, text: str) -> Window:
         if text == "all":
             return cls(None)
-        match = _WINDOW.match(text)
+        match = _WINDOW.fullmatch(text)
         if not match:
-            raise BadWindow(f"window {text!r} is not 'all' or a number of days such as '1d', '7d', '30d'")
-        days = int(match.group(1)) if match.group(2) == "d" else max(1, -(-int(match.group(1)) // 24))
+            raise BadWindow(
+                f"window {text!r} is not 'all' or a whole number of days such as '1d', '7d', '30d' "
+                "(popularity is kept per day, so windows shorter than a day are not offered)"
+            )
+        days = int(match.group(1))
         if not 1 <= days <= MAX_WINDOW_DAYS:
             raise BadWindow(f"window {text!r} must be between 1d and {MAX_WINDOW_DAYS}d")
         return cls(days)

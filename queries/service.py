@@ -6,11 +6,11 @@ user the model has nothing for gets popularity instead, marked as a fallback, ne
 
 from __future__ import annotations
 
-from domain.configuration import item_types_of
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.configuration import item_types_of
 from domain.item_types import ItemTypeRegistry
 from kernel.settings import Settings
 from projections import catalog as catalog_view
@@ -59,7 +59,7 @@ class QueryService:
         docs = await catalog_view.read_items(self.store, [(t, i) for t, i, _ in scored])
         out = []
         for (item_type, item_id, score), doc in zip(scored, docs, strict=True):
-            item = {"id": item_id, "object_type": item_type}
+            item: dict[str, Any] = {"id": item_id, "object_type": item_type}
             if doc:
                 item.update({k: v for k, v in doc.items() if k != "updated_at"})
             item["score"] = round(float(score), 6)
@@ -91,7 +91,7 @@ class QueryService:
 
         async def in_category(members: list[str]) -> list[bool]:
             docs = await catalog_view.read_items(self.store, [(item_type, m) for m in members])
-            return [bool(doc) and wanted in {c.casefold() for c in doc.get("categories") or ()} for doc in docs]
+            return [doc is not None and wanted in {c.casefold() for c in doc.get("categories") or ()} for doc in docs]
 
         picked = await self._filtered_top(item_type, keys, in_category, offset, limit)
         return Ranked(await self.hydrate(picked))

@@ -22,3 +22,22 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
   echo "installed MovieAugur into $venv in $((SECONDS - started))s"
 fi
+# System tools the tests use but pip cannot install (tests install nothing themselves):
+# docker-compose (tests/integration/test_compose.py parses infra/compose.yml with it) and nginx (`nginx -t`).
+if [[ ",${1:-}," == *,test,* ]]; then
+  missing=()
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+      echo "installing ${missing[*]} with apt-get"
+      export DEBIAN_FRONTEND=noninteractive
+      # Without `apt-get update` first: on a machine whose lists are fresh it saves ~10 s.
+      apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
+        || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; }
+    else
+      echo "warning: ${missing[*]} not installed (needs root and apt-get here); the compose tests will fail:" \
+           "sudo apt-get install -y ${missing[*]}" >&2
+    fi
+  fi
+fi

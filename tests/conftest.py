@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from kernel.settings import Settings
 from movieaugur.app import create_app
 from movieaugur.bootstrap import Container, bootstrap
-from kernel.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 MOVIELENS = Path(os.environ.get("MOVIEAUGUR_MOVIELENS", REPO.parent / "shared" / "data" / "ml-latest-small"))

@@ -65,7 +65,7 @@ class StackConfig:
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls) -> "StackConfig":
+    def from_env(cls) -> StackConfig:
         return cls(
             root=Path(env("MOVIEAUGUR_STACK_DIR")).resolve(),
             kafka_port=int(env("MOVIEAUGUR_KAFKA_PORT")),

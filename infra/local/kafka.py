@@ -109,10 +109,3 @@ class KafkaBroker(Component):
 
     def probe(self) -> str | None:
         return probe_kafka(self.cfg.host, self.cfg.kafka_port)
-
-    def wipe(self) -> None:
-        """Delete the broker's data (topics, offsets, cluster id). Only when stopped."""
-        if self.pid() is not None:
-            raise StackError("kafka: stop the broker before wiping its data")
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-        (self.home / "cluster.id").unlink(missing_ok=True)

@@ -27,7 +27,7 @@ def _run_coro_in_thread(factory, timeout: float) -> Any:
     def target() -> None:
         try:
             box["value"] = asyncio.run(asyncio.wait_for(factory(), timeout))
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller
+        except BaseException as exc:
             box["error"] = exc
 
     thread = threading.Thread(target=target, daemon=True)
@@ -68,7 +68,7 @@ def probe_kafka(host: str, port: int) -> str | None:
         return f"nothing listening on {host}:{port}"
     try:
         meta = kafka_metadata(f"{host}:{port}")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"metadata request failed: {type(exc).__name__}: {exc}"
     brokers = meta["cluster"].get("brokers") or []
     if not brokers:
@@ -113,7 +113,7 @@ def probe_mongo(url: str) -> str | None:
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
-    client = MongoClient(url, serverSelectionTimeoutMS=1500, connectTimeoutMS=1500)
+    client: MongoClient[dict[str, object]] = MongoClient(url, serverSelectionTimeoutMS=1500, connectTimeoutMS=1500)
     try:
         client.admin.command("ping")
         return None

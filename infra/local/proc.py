@@ -174,7 +174,7 @@ class ManagedProcess:
         """
         t0 = time.monotonic()
         deadline = t0 + timeout
-        reason = "not probed yet"
+        reason: str | None = "not probed yet"
         delay = 0.2
         while True:
             pid = self.pid()

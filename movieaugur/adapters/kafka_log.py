@@ -13,6 +13,7 @@ offsets too, which is why reads report the next offset rather than the last even
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import socket
@@ -24,7 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from domain.codec import EventCodec
-from domain.events import INTERACTIONS, ITEMS, POPULARITY, RECOMMENDATIONS, STREAMS, MovieAugurEvent
+from domain.events import INTERACTIONS, ITEMS, POPULARITY, RECOMMENDATIONS, REDACTIONS, STREAMS, MovieAugurEvent
 from domain.ports import AppendResult, EventLog, LoggedEvent, LogUnavailable, Position, ReadResult
 from kernel.settings import Settings
 
@@ -37,7 +38,10 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     ITEMS: {"cleanup.policy": "compact"},
     POPULARITY: {"cleanup.policy": "delete", "retention.ms": "-1"},
     RECOMMENDATIONS: {"cleanup.policy": "compact"},
+    REDACTIONS: {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"},
 }
+# Redactions are few and read whole by every projector: one partition keeps them in order.
+TOPIC_PARTITIONS: dict[str, int] = {REDACTIONS: 1}
 
 
 class KafkaEventLog(EventLog):
@@ -83,7 +87,7 @@ class KafkaEventLog(EventLog):
         try:
             existing = set(await admin.list_topics())
             wanted = [
-                NewTopic(self.topic(s), self.settings.kafka_partitions, 1, topic_configs=TOPIC_CONFIGS[s])
+                NewTopic(self.topic(s), TOPIC_PARTITIONS.get(s, self.settings.kafka_partitions), 1, topic_configs=TOPIC_CONFIGS[s])
                 for s in STREAMS
                 if self.topic(s) not in existing
             ]
@@ -142,7 +146,7 @@ class KafkaEventLog(EventLog):
     async def _clean_up(self, attempt: asyncio.Future, producer: AIOKafkaProducer | None) -> None:
         try:
             await attempt
-        except BaseException:  # noqa: BLE001 - the attempt already failed; this only waits for it
+        except BaseException:
             pass
         if producer is not None:
             await _quietly_stop(producer)
@@ -203,7 +207,7 @@ class KafkaEventLog(EventLog):
             client = consumer or await self._consumer(stream)
             found = client.partitions_for_topic(self.topic(stream))
             if not found:
-                await client._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+                await client._client.force_metadata_update()
                 found = client.partitions_for_topic(self.topic(stream))
             if not found:
                 raise LogUnavailable(f"topic {self.topic(stream)} does not exist; run `movieaugur stack up` or start with topics")
@@ -255,24 +259,20 @@ class _LogAssignment(ConsumerRebalanceListener):
     def __init__(self, group: str, stream: str):
         self.group, self.stream = group, stream
 
-    async def on_partitions_revoked(self, revoked) -> None:  # type: ignore[no-untyped-def]
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         if revoked:
             log.info("%s: %s partitions revoked: %s", self.group, self.stream, sorted(tp.partition for tp in revoked))
 
-    async def on_partitions_assigned(self, assigned) -> None:  # type: ignore[no-untyped-def]
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("%s: %s partitions assigned: %s", self.group, self.stream, sorted(tp.partition for tp in assigned))
 
 
 async def _quietly_stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
     try:
         await asyncio.wait_for(client.stop(), 10)
-    except Exception as error:  # noqa: BLE001 - stopping a broken client must not mask the cause
+    except Exception as error:
         log.debug("ignored error while stopping a Kafka client: %r", error)
 
 
 def _has_lz4() -> bool:
-    try:
-        import lz4  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("lz4") is not None

@@ -4,8 +4,9 @@ FerretDB has no transactions, so a batch cannot be applied atomically with its t
 The exactly-once effect comes from idempotence instead:
 - a guarded score change (`ScoreAdd` with an event id) first makes sure its document exists (an
   idempotent upsert of nothing), then updates it with a filter that excludes documents already
-  listing the event id (`guards: {$ne: id}`) and pushes the id; re-applying it matches nothing,
-  so it counts once (no upsert ever races the guard, so no duplicate-key errors to interpret);
+  listing the event id (`guards: {$ne: id}`) and pushes the id, keeping the last
+  GUARDS_PER_DOCUMENT; re-applying it matches nothing, so it counts once (no upsert ever races the
+  guard, so no duplicate-key errors to interpret);
 - `ScoreMax` ($max) and `DocPut` (replace) are idempotent by nature;
 - tracking is written after the batch with $max, so a crash in between re-applies the batch, which
   changes nothing.
@@ -23,6 +24,9 @@ from projections.changes import Batch, DocPut, ScoreAdd, ScoreMax, ViewStore
 
 SEP = "\x1f"  # between key and member in a score document's _id (cannot appear in JSON ids we make)
 TRACKING = "view_tracking"
+#: How many applied event ids one score document remembers (its dedupe horizon in this store: a
+#: copy of an event after this many other guarded changes to the same (key, member) counts again).
+GUARDS_PER_DOCUMENT = 1000
 
 
 def _score_id(key: str, member: str) -> str:
@@ -40,6 +44,7 @@ class MongoViewStore(ViewStore):
         writes: dict[str, list[Any]] = {}
         for effect in batch.effects:
             for change in effect.changes:
+                op: UpdateOne | ReplaceOne[Any]
                 if isinstance(change, ScoreAdd):
                     _id = _score_id(change.key, change.member)
                     exists = UpdateOne(
@@ -49,7 +54,12 @@ class MongoViewStore(ViewStore):
                     if effect.guard is None:
                         op = UpdateOne({"_id": _id}, {"$inc": {"score": change.delta}})
                     else:
-                        update = {"$inc": {"score": change.delta}, "$push": {"guards": effect.guard}}
+                        # The document remembers its last GUARDS_PER_DOCUMENT event ids ($slice):
+                        # bounded, and decided by log order alone, so replay gives the same view.
+                        update = {
+                            "$inc": {"score": change.delta},
+                            "$push": {"guards": {"$each": [effect.guard], "$slice": -GUARDS_PER_DOCUMENT}},
+                        }
                         op = UpdateOne({"_id": _id, "guards": {"$ne": effect.guard}}, update)
                 elif isinstance(change, ScoreMax):
                     update = {"$max": {"score": change.score}, "$setOnInsert": {"k": change.key, "m": change.member}}

@@ -8,7 +8,7 @@ applied a whole batch with its positions or nothing, exactly as the SQLite store
 Key layout under a prefix (default "ma:"):
   z:{space}:{key}      sorted set          d:{space}          hash key -> JSON document
   zk:{space}           set of zset keys    t:{projection}     hash source -> next offset
-  g:{projection}       set of seen guards
+  g:{projection}:{source}   sorted set of applied event ids scored by their offset (bounded)
 """
 
 from __future__ import annotations
@@ -33,11 +33,19 @@ for source, next_offset in pairs(batch.positions) do
     return redis.error_reply('STALE ' .. source .. ' at ' .. current)
   end
 end
-local guards = prefix .. 'g:' .. projection
+local guards = prefix .. 'g:' .. projection .. ':' .. batch.source
+local horizon = batch.horizon
+local guarded = false
 for _, effect in ipairs(batch.effects) do
   local fresh = true
   if effect.g then
-    fresh = redis.call('SADD', guards, effect.g) == 1
+    guarded = true
+    local seen = redis.call('ZSCORE', guards, effect.g)
+    if seen and effect.o - tonumber(seen) <= horizon then
+      fresh = false
+    else
+      redis.call('ZADD', guards, effect.o, effect.g)
+    end
   end
   if fresh then
     for _, c in ipairs(effect.c) do
@@ -55,6 +63,9 @@ for _, effect in ipairs(batch.effects) do
       end
     end
   end
+end
+if guarded then
+  redis.call('ZREMRANGEBYSCORE', guards, '-inf', '(' .. batch.cutoff)
 end
 for source, next_offset in pairs(batch.positions) do
   redis.call('HSET', tracking, source, next_offset)
@@ -89,7 +100,10 @@ for i = 4, #ARGV do
   move('zk:' .. space)
 end
 move('t:' .. projection)
-move('g:' .. projection)
+each_key(live .. 'g:' .. projection .. ':*', function(key) redis.call('DEL', key) end)
+each_key(shadow .. 'g:' .. projection .. ':*', function(key)
+  redis.call('RENAME', key, live .. string.sub(key, #shadow + 1))
+end)
 return 1
 """
 
@@ -103,9 +117,11 @@ def _encode_change(change: ScoreAdd | ScoreMax | DocPut) -> list[Any]:
 
 
 class RedisViewStore(ViewStore):
-    def __init__(self, url: str, prefix: str = "ma:", client: aioredis.Redis | None = None):
+    def __init__(self, url: str, prefix: str = "ma:", client: Any = None):
         """`client` shares another store's connection (a shadow); that store closes it."""
-        self.redis = client if client is not None else aioredis.from_url(url, decode_responses=False)
+        # Typed as Any: redis-py types every reply as `bytes | str` whatever decode_responses says;
+        # with decode_responses=False (ours) they are bytes.
+        self.redis: Any = client if client is not None else aioredis.from_url(url, decode_responses=False)
         self.url = url
         self.prefix = prefix
         self._apply = self.redis.register_script(_APPLY)
@@ -120,8 +136,13 @@ class RedisViewStore(ViewStore):
     async def apply(self, projection: str, batch: Batch) -> None:
         payload = {
             "positions": batch.next_offsets,
+            "source": batch.source,
+            "horizon": batch.horizon,
+            "cutoff": batch.guard_cutoff(),
             "effects": [
-                {"g": e.guard, "c": [_encode_change(c) for c in e.changes]} if e.guard else {"c": [_encode_change(c) for c in e.changes]}
+                {"g": e.guard, "o": e.at, "c": [_encode_change(c) for c in e.changes]}
+                if e.guard
+                else {"c": [_encode_change(c) for c in e.changes]}
                 for e in batch.effects
             ],
         }
@@ -137,7 +158,9 @@ class RedisViewStore(ViewStore):
         return {k.decode(): int(float(v)) for k, v in raw.items()}
 
     async def drop(self, projection: str, spaces: Sequence[str]) -> None:
-        doomed = [f"{self.prefix}t:{projection}", f"{self.prefix}g:{projection}"]
+        doomed = [f"{self.prefix}t:{projection}"]
+        async for key in self.redis.scan_iter(match=f"{self.prefix}g:{projection}:*", count=1000):
+            doomed.append(key)
         for space in spaces:
             doomed.append(f"{self.prefix}d:{space}")
             doomed.append(f"{self.prefix}zk:{space}")

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from eventsourcing.persistence import StoredEvent
-from movieaugur.adapters.threads import BlockingPool
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from domain.codec import EventCodec
 from domain.events import STREAMS, MovieAugurEvent
 from domain.ports import AppendResult, EventLog, LoggedEvent, Position, ReadResult
+from movieaugur.adapters.threads import BlockingPool
 
 _SQLITE_MAX_VARS = 900
 
@@ -112,7 +112,7 @@ class SQLiteEventLog(EventLog):
         )
         decode = self.codec.decode_stored
         events = [
-            LoggedEvent(Position(stream, 0, n.id), decode(n))  # type: ignore[arg-type]
+            LoggedEvent(Position(stream, 0, n.id), decode(n))
             for n in notifications
         ]
         return ReadResult(events, events[-1].position.offset + 1 if events else start)

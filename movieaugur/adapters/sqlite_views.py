@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 from eventsourcing.persistence import IntegrityError, Tracking
-from movieaugur.adapters.threads import BlockingPool
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
+from movieaugur.adapters.threads import BlockingPool
 from projections.changes import Batch, DocPut, ScoreAdd, ScoreMax, StaleTracking, ViewStore
 
 _SCHEMA = (
@@ -19,8 +19,18 @@ _SCHEMA = (
     "PRIMARY KEY (space, key, member)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS zset_rank ON zset (space, key, score DESC, member DESC)",
     "CREATE TABLE IF NOT EXISTS docs (space TEXT, key TEXT, body BLOB, PRIMARY KEY (space, key)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS seen (projection TEXT, guard TEXT, PRIMARY KEY (projection, guard)) WITHOUT ROWID",
+    # Applied event ids per projection and partition, with the offset where each took effect;
+    # forgotten `horizon` offsets later (projections/changes.py: Effect).
+    "CREATE TABLE IF NOT EXISTS guards (projection TEXT, source TEXT, guard TEXT, at INTEGER, "
+    "PRIMARY KEY (projection, source, guard)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS guards_age ON guards (projection, source, at)",
 )
+# Record a guard unless it was recorded within the horizon; rowcount 0 means "a duplicate".
+_GUARD = (
+    "INSERT INTO guards VALUES (?, ?, ?, ?) ON CONFLICT (projection, source, guard) "
+    "DO UPDATE SET at = excluded.at WHERE excluded.at - guards.at > ?"
+)
+_FORGET = "DELETE FROM guards WHERE projection = ? AND source = ? AND at < ?"
 _ADD = (
     "INSERT INTO zset VALUES (?, ?, ?, ?) "
     "ON CONFLICT (space, key, member) DO UPDATE SET score = score + excluded.score"
@@ -45,8 +55,19 @@ class SQLiteViewStore(ViewStore):
         self.tracking = SQLiteTrackingRecorder(self.datastore)
         self.tracking.create_table()
         with self.datastore.transaction(commit=True) as cursor:
+            self._forget_unbounded_guards(cursor)
             for statement in _SCHEMA:
                 cursor.execute(statement)
+
+    @staticmethod
+    def _forget_unbounded_guards(cursor: Any) -> None:
+        """Views written before guards were bounded kept them in `seen`, without offsets. The
+        views are derivable: empty them (and their tracking) so the projectors rebuild them."""
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'seen'")
+        if cursor.fetchone():
+            for table in ("zset", "docs", "tracking"):
+                cursor.execute(f"DELETE FROM {table}")
+            cursor.execute("DROP TABLE seen")
 
     # -- projector side ------------------------------------------------------------------------
 
@@ -57,9 +78,12 @@ class SQLiteViewStore(ViewStore):
         try:
             with self.datastore.transaction(commit=True) as cursor:
                 raw = cursor.sqlite_cursor
+                source, horizon = batch.source, batch.horizon
+                guarded = False
                 for effect in batch.effects:
                     if effect.guard is not None:
-                        raw.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (projection, effect.guard))
+                        guarded = True
+                        raw.execute(_GUARD, (projection, source, effect.guard, effect.at, horizon))
                         if raw.rowcount == 0:
                             continue
                     for change in effect.changes:
@@ -69,8 +93,10 @@ class SQLiteViewStore(ViewStore):
                             raw.execute(_MAX, (change.space, change.key, change.member, change.score))
                         elif isinstance(change, DocPut):
                             raw.execute(_PUT, (change.space, change.key, orjson.dumps(change.doc)))
+                if guarded:
+                    raw.execute(_FORGET, (projection, source, batch.guard_cutoff()))
                 for source, next_offset in batch.next_offsets.items():
-                    self.tracking._insert_tracking(  # noqa: SLF001 - same transaction as the view
+                    self.tracking._insert_tracking(  # same transaction as the view
                         cursor, Tracking(tracking_name(projection, source), next_offset - 1)
                     )
         except IntegrityError as error:
@@ -94,7 +120,7 @@ class SQLiteViewStore(ViewStore):
                 for space in spaces:
                     cursor.execute("DELETE FROM zset WHERE space = ?", (space,))
                     cursor.execute("DELETE FROM docs WHERE space = ?", (space,))
-                cursor.execute("DELETE FROM seen WHERE projection = ?", (projection,))
+                cursor.execute("DELETE FROM guards WHERE projection = ?", (projection,))
                 cursor.execute("DELETE FROM tracking WHERE application_name LIKE ?", (f"{projection}:%",))
 
         await self.pool.run(drop)

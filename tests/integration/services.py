@@ -23,11 +23,11 @@ from pathlib import Path
 from domain.configuration import weights_of
 from infra.local import Stack
 from infra.local.testing import ensure_stack
+from kernel.settings import Settings
 from movieaugur.adapters.connect_sinks import sinks_of
 from movieaugur.operations import prepare_distributed
 from movieaugur.stack_settings import stack_settings
 from projections.registry import build_projections
-from kernel.settings import Settings
 
 EXECUTABLE = str(Path(sys.executable).with_name("movieaugur"))  # this venv's, not whatever is on PATH
 

@@ -2,7 +2,7 @@
 
 The real DAGs come later; this test only guarantees that whatever they are, the venv that
 infra/airflow/install.sh builds can migrate its database, parse a TaskFlow DAG folder that
-imports our own code (offline.tmdb), and run it in-process with ``dag.test()``. Nothing is
+imports our own code (offline.ingest.tmdb), and run it in-process with ``dag.test()``. Nothing is
 skipped: an install failure is a test failure, because CI must prove the install works.
 """
 
@@ -30,7 +30,7 @@ PROBE_DAG = textwrap.dedent(
     def toolchain_probe():
         @task
         def map_one() -> dict:
-            from offline.tmdb.mapping import map_details
+            from offline.ingest.tmdb.mapping import map_details
 
             entry = map_details("movie", {"id": 7, "title": "Probe", "overview": "x",
                                           "genres": [{"id": 18, "name": "Drama"}]})

@@ -2,7 +2,7 @@
 
 1. A real Compose implementation parses it: Debian's `docker-compose` (1.29, the Python one, which
    checks the file against the Compose specification schema and resolves anchors, interpolation
-   and relative paths). It is installed here when missing; a file it rejects fails the test.
+   and relative paths). scripts/setup.sh installs it for the "test" extra; a file it rejects fails the test.
 2. On the resolved configuration: every build has its Dockerfile, every mounted file exists, every
    MOVIEAUGUR_* variable is a Settings field, the roles run distributed on the ports NGINX and the
    health checks use, the Connect pieces agree with each other and with infra/connect/*.json.
@@ -26,10 +26,10 @@ import pytest
 import yaml
 
 from domain.configuration import weights_of
-from movieaugur.adapters.connect_sinks import render_connector, sinks_of
-from projections.registry import build_projections
 from kernel.settings import Settings
+from movieaugur.adapters.connect_sinks import render_connector, sinks_of
 from movieaugur.serve import port_for
+from projections.registry import build_projections
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
@@ -45,22 +45,11 @@ SERVICES = {"kafka", "connect", "connect-setup", "mongo", "redis", "commands", "
 ROLES = {"commands", "queries", "projectors"}
 
 
-def _ensure_tool(binary: str, apt_package: str) -> str:
-    """The tool's path; installs the Debian package when it is missing and we may (root + apt)."""
+def _require_tool(binary: str) -> str:
+    """The tool's path; `bash scripts/setup.sh test` installs it (tests install nothing)."""
     found = shutil.which(binary)
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.fail(f"{binary} is not installed and cannot be installed here (needs root and apt-get)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", apt_package]
-    # Try without `apt-get update` first: on a machine whose lists are fresh it saves ~10 s.
-    if subprocess.run(install, env=env, capture_output=True, text=True).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, text=True, check=True)
-        done = subprocess.run(install, env=env, capture_output=True, text=True)
-        assert done.returncode == 0, f"apt-get install {apt_package} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
-    found = shutil.which(binary)
-    assert found, f"{apt_package} installed but {binary} is not on PATH"
+    if not found:
+        pytest.fail(f"{binary} is not on PATH: run `bash scripts/setup.sh test` (installs docker-compose and nginx)")
     return found
 
 
@@ -74,7 +63,7 @@ def _compose_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def resolved() -> dict:
     """`docker-compose config`: the file as Compose itself understands it (or the test fails)."""
-    compose = _ensure_tool("docker-compose", "docker-compose")
+    compose = _require_tool("docker-compose")
     done = subprocess.run([compose, "-f", str(COMPOSE), "config"], cwd=INFRA, env=_compose_env(),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"docker-compose rejected {COMPOSE}:\n{done.stderr}"
@@ -259,7 +248,7 @@ def test_connect_setup_script_puts_both_connectors(resolved: dict, tmp_path: Pat
                 f"http://connect:8083/connectors/{sink.connector_name(prefix)}/config"
                 for sink in SINKS]
     assert len(lines) == len(expected)
-    for line, want in zip(lines, expected):
+    for line, want in zip(lines, expected, strict=True):
         assert line.startswith("-fsS --retry") and line.endswith(want), line
     deps = setup["depends_on"]
     assert deps["connect"]["condition"] == deps["commands"]["condition"] == "service_healthy"
@@ -291,7 +280,7 @@ def test_nginx_routes_and_caches_like_the_local_gateway() -> None:
 
 
 def test_nginx_accepts_the_config(tmp_path: Path) -> None:
-    nginx = _ensure_tool("nginx", "nginx")
+    nginx = _require_tool("nginx")
     conf = NGINX_CONF.read_text()
     # Compose host names do not resolve here, and the container's absolute paths are not ours.
     conf = conf.replace("server commands:", "server 127.0.0.1:").replace("server queries:", "server 127.0.0.1:")

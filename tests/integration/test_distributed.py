@@ -3,7 +3,6 @@ Kafka → Connect → MongoDB-wire store, caching, crash recovery and broker out
 
 from __future__ import annotations
 
-from domain.configuration import weights_of
 import asyncio
 import json
 import time
@@ -11,6 +10,7 @@ import uuid
 
 import pytest
 
+from domain.configuration import weights_of
 from movieaugur.adapters.kafka_log import KafkaEventLog
 from movieaugur.adapters.redis_views import RedisViewStore
 from projections.registry import build_projections

@@ -61,11 +61,30 @@ def wait_until(predicate, timeout: float, what: str, on_timeout=lambda: ""):
 
 # Kafka ------------------------------------------------------------------------------------------------
 
+async def read_back(bootstrap: str, topic: str, expect: int, isolation_level: str = "read_uncommitted") -> list[tuple[bytes, bytes]]:
+    """Read partition 0 of `topic` from the beginning until `expect` records arrived or 30 s passed."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation_level)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        got: list[tuple[bytes, bytes]] = []
+        deadline = time.monotonic() + 30
+        while len(got) < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            got.extend((m.key, m.value) for m in batch.get(tp, []))
+        return got
+    finally:
+        await consumer.stop()
+
+
 async def produce_consume(bootstrap: str, topic: str, values: list[bytes],
                           expect: int | None = None) -> list[tuple[bytes, bytes]]:
-    """Produce `values` (idempotent producer), then read the partition from the beginning until
-    `expect` records (default: len(values)) arrived or 30 s passed."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    """Produce `values` (idempotent producer), then read them back (`expect` records, default all)."""
+    from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
     await producer.start()
@@ -74,20 +93,7 @@ async def produce_consume(bootstrap: str, topic: str, values: list[bytes],
             await producer.send_and_wait(topic, value, key=b"user-1")
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        got: list[tuple[bytes, bytes]] = []
-        deadline = time.monotonic() + 30
-        while len(got) < (expect or len(values)) and time.monotonic() < deadline:
-            batch = await consumer.getmany(tp, timeout_ms=1000)
-            got.extend((m.key, m.value) for m in batch.get(tp, []))
-        return got
-    finally:
-        await consumer.stop()
+    return await read_back(bootstrap, topic, expect or len(values))
 
 
 async def test_kafka_produce_and_consume(stack):
@@ -99,7 +105,8 @@ async def test_kafka_produce_and_consume(stack):
 
 
 async def test_kafka_transactional_producer_commits(stack):
-    """The transaction settings of stack.md: without them a transactional producer stalls on one broker."""
+    """The transaction settings of stack.md: without them a transactional producer stalls on one broker.
+    The committed record must be visible to a read_committed consumer (what the projectors use)."""
     from aiokafka import AIOKafkaProducer
 
     topic = f"stacktest.tx.{uuid.uuid4().hex[:8]}"
@@ -108,9 +115,11 @@ async def test_kafka_transactional_producer_commits(stack):
     await producer.start()
     try:
         async with producer.transaction():
-            await producer.send(topic, b"in-a-transaction")
+            await producer.send(topic, b"in-a-transaction", key=b"user-1")
     finally:
         await producer.stop()
+    got = await read_back(stack.bootstrap_servers, topic, 1, isolation_level="read_committed")
+    assert got == [(b"user-1", b"in-a-transaction")]
 
 
 # Kafka Connect + MongoDB sink -> FerretDB -----------------------------------------------------------------

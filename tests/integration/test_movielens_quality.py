@@ -7,33 +7,35 @@ refitted and scored on that seed's test split.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from offline.models import ALS, Popularity
-from offline.protocol import run_protocol
-from offline.tuning import AutoRecommender
+from offline.evaluation.protocol import run_protocol
+from offline.training.models import ALS, Popularity
+from offline.training.tuning import AutoRecommender
 
-DATA = Path(os.environ.get("MOVIEAUGUR_MOVIELENS", "/work/shared/data/ml-latest-small"))
 TARGET_NDCG = 0.345  # project target for the published model
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.timeout(600),
-    pytest.mark.skipif(not (DATA / "ratings.csv").exists(), reason=f"no MovieLens at {DATA}"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+_reports: dict[Path, dict] = {}
 
 
-@pytest.fixture(scope="module")
-def report() -> dict:
+@pytest.fixture
+def report(movielens: Path) -> dict:
+    """Computed once for the module. The data is found through tests/conftest.py's `movielens`
+    fixture (MOVIEAUGUR_MOVIELENS, default ../shared/data/ml-latest-small), which fails the test
+    when it is missing; that fixture is function-scoped, hence the cache instead of scope="module"."""
+    if movielens in _reports:
+        return _reports[movielens]
     models = {
         "popularity": Popularity,
         "als-default": lambda: ALS(factors=64, regularization=10.0, alpha=2.0, iterations=15),
         "tuned": lambda: AutoRecommender(budget_seconds=60.0),
     }
-    return run_protocol(DATA, models, seeds=(0, 1, 2))
+    _reports[movielens] = run_protocol(movielens, models, seeds=(0, 1, 2))
+    return _reports[movielens]
 
 
 def test_shape_of_report(report: dict) -> None:

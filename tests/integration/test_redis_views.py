@@ -77,8 +77,8 @@ def test_redis_store_semantics(redis_url) -> None:  # type: ignore[no-untyped-de
 def test_replay_rebuilds_a_shadow_and_swaps_atomically(redis_url) -> None:  # type: ignore[no-untyped-def]
     from domain.events import InteractionRecorded, from_unix
     from domain.weights import ActionWeights
-    from movieaugur.adapters.memory_log import MemoryEventLog
     from kernel.settings import DEFAULT_ACTION_WEIGHTS
+    from movieaugur.adapters.memory_log import MemoryEventLog
     from projections.popularity import PopularityProjection
     from projections.runner import Projector
 

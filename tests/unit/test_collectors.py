@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from movieaugur import operations
-from offline.movielens import import_movielens
-from offline.tmdb.fake_server import FakeTmdbServer
+from offline.ingest.movielens import import_movielens
+from testing.fake_tmdb.server import FakeTmdbServer
 from tests.conftest import settle
 
 KEY = "test-key"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from domain.configuration import item_types_of, weights_of
 from typing import ClassVar
 
 import orjson
 import pytest
 
 from domain.codec import EventCodec
+from domain.configuration import item_types_of, weights_of
 from domain.events import (
     INTERACTIONS,
     InteractionRecorded,

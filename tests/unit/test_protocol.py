@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from offline.metrics import evaluate_rankings, hit_matrix, ndcg_at_k, recall_at_k
-from offline.protocol import n_heldout, split_matrix, split_positives
-from offline.ratings_matrix import IdIndex, build_matrix, load_ratings_csv
+from offline.evaluation.protocol import split_positives
+from offline.evaluation.ratings_matrix import IdIndex, build_matrix, load_ratings_csv
+from offline.training.holdout import n_heldout, split_matrix
+from offline.training.metrics import evaluate_rankings, hit_matrix, ndcg_at_k, recall_at_k
 
 
 def _csr(rows: list[list[int]], n_items: int) -> sp.csr_matrix:
@@ -75,9 +76,9 @@ def test_split_properties() -> None:
     # train and test are disjoint and together are exactly the positives of kept users
     assert s.train.multiply(s.test).nnz == 0
     both = (s.train + s.test).tocoo()
-    got = set(zip(s.users.to_ids(both.row).tolist(), s.items.to_ids(both.col).tolist()))
+    got = set(zip(s.users.to_ids(both.row).tolist(), s.items.to_ids(both.col).tolist(), strict=True))
     keep = np.isin(users, s.users.ids) & pos
-    assert got == set(zip(users[keep].tolist(), items[keep].tolist()))
+    assert got == set(zip(users[keep].tolist(), items[keep].tolist(), strict=True))
     # 80/20 per user, at least one held out
     n_tr, n_te = np.diff(s.train.indptr), np.diff(s.test.indptr)
     np.testing.assert_array_equal(n_te, n_heldout(n_tr + n_te))

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from offline.models import ALS, EASE, Blend, Popularity, load_model, top_n
-from offline.models.als import weight_matrix
-from offline.tuning import AutoRecommender, tune
+from offline.training.models import ALS, EASE, Blend, Popularity, load_model, top_n
+from offline.training.models.als import weight_matrix
+from offline.training.tuning import AutoRecommender, tune
 
 
 def _random_matrix(n_users: int = 60, n_items: int = 40, density: float = 0.15, seed: int = 0) -> sp.csr_matrix:

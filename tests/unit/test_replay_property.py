@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from domain.events import InteractionRecorded, ItemCatalogued, RecommendationsPublished, from_unix
 from domain.weights import ActionWeights
+from kernel.settings import DEFAULT_ACTION_WEIGHTS
 from movieaugur.adapters.memory_log import MemoryEventLog
 from movieaugur.adapters.sqlite_views import SQLiteViewStore
-from kernel.settings import DEFAULT_ACTION_WEIGHTS
 from projections.registry import build_projections
 from projections.runner import Projector
 

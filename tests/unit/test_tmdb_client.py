@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from offline.tmdb import (
+from offline.ingest.tmdb import (
     Progress,
     TmdbAuthError,
     TmdbClient,
@@ -25,8 +26,8 @@ from offline.tmdb import (
     map_details,
     map_popular,
 )
-from offline.tmdb.client import parse_retry_after
-from offline.tmdb.fake_server import FakeTmdbServer, serve_in_thread
+from offline.ingest.tmdb.client import parse_retry_after
+from testing.fake_tmdb.server import FakeTmdbServer, serve_in_thread
 
 KEY = "test-key"
 FAST = dict(backoff_initial=0.01, backoff_max=0.05, backoff_jitter=0.01, rate_limit=1000, rate_period=1.0,
@@ -165,7 +166,7 @@ async def test_detail_fetches_are_bounded_by_concurrency() -> None:
 async def test_malformed_popular_item_is_skipped_with_warning(caplog: pytest.LogCaptureFixture) -> None:
     async with fake_tmdb() as (fake, cfg):
         fake.corrupt_popular_item("movie", 3)
-        with caplog.at_level(logging.WARNING, logger="offline.tmdb"):
+        with caplog.at_level(logging.WARNING, logger="offline.ingest.tmdb"):
             (movies,) = await collect_popular(cfg, kinds=("movie",), max_pages=3)
     ranks = [i["rank"] for i in movies["items"]]
     assert len(ranks) == 44 and 4 not in ranks and ranks[3] == 5  # others keep TMDB's positions
@@ -179,7 +180,7 @@ async def test_malformed_details_and_404_are_skipped(caplog: pytest.LogCaptureFi
     async with fake_tmdb() as (fake, cfg):
         fake.corrupt_details("movie", 1002)
         seen: list[Progress] = []
-        with caplog.at_level(logging.WARNING, logger="offline.tmdb"):
+        with caplog.at_level(logging.WARNING, logger="offline.ingest.tmdb"):
             entries = [e async for e in iter_metadata(cfg, {"movie": [1001, 1002, 999999, 1003]}, progress=seen.append)]
     assert sorted(e["item_id"] for e in entries) == ["1001", "1003"]
     messages = " | ".join(r.getMessage() for r in caplog.records)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.events import InteractionRecorded, from_unix
 from movieaugur import operations
-from offline.sample import generate_sample
+from offline.ingest.sample import generate_sample
 from tests.conftest import settle
 
 
