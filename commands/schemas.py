@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 from annotated_types import Len
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
@@ -123,9 +123,3 @@ class ItemWithIdIn(ItemIn):
     item_id: NonEmpty
 
     _type = field_validator("item_type")(_registered)
-
-
-def batch_of(model: type[BaseModel], max_items: int) -> Any:
-    """The type of a JSON array body of 1..max_items `model`s."""
-    # A type built at run time for pydantic: mypy cannot take a variable as a type argument.
-    return Annotated[list[model], Len(1, max_items)]  # type: ignore[valid-type]

@@ -8,13 +8,14 @@ the projections apply each id once.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from commands.schemas import (
     InteractionIn,
@@ -22,7 +23,6 @@ from commands.schemas import (
     ItemWithIdIn,
     LegacyEvent,
     ValidationContext,
-    batch_of,
 )
 from domain.configuration import item_types_of, weights_of
 from domain.events import (
@@ -33,8 +33,12 @@ from domain.events import (
     from_unix,
 )
 from domain.ports import AppendResult, EventIdConflict, EventLog
-from kernel.errors import RequestError
+from kernel.errors import RequestError, describe
 from kernel.settings import Settings
+
+M = TypeVar("M", bound=BaseModel)
+#: Elements validated between two yields to the event loop (about 5 ms of work).
+_CHUNK = 1000
 
 
 class CommandService:
@@ -65,20 +69,45 @@ class CommandService:
             raise _conflict(first[conflict.event_id][0], conflict.event_id, "an event already in the log") from conflict
 
     @cached_property
-    def _legacy_batch(self) -> TypeAdapter[list[LegacyEvent]]:
-        return TypeAdapter(batch_of(LegacyEvent, self.settings.max_batch))
+    def _lists(self) -> dict[type[BaseModel], TypeAdapter[Any]]:
+        return {
+            LegacyEvent: TypeAdapter(list[LegacyEvent]),
+            InteractionIn: TypeAdapter(list[InteractionIn]),
+            ItemWithIdIn: TypeAdapter(list[ItemWithIdIn]),
+        }
 
-    @cached_property
-    def _interaction_batch(self) -> TypeAdapter[list[InteractionIn]]:
-        return TypeAdapter(batch_of(InteractionIn, self.settings.max_batch))
+    async def _validated(self, model: type[M], body: bytes) -> list[M]:
+        """Validate a JSON array body of `model`s, all or nothing.
 
-    @cached_property
-    def _item_batch(self) -> TypeAdapter[list[ItemWithIdIn]]:
-        return TypeAdapter(batch_of(ItemWithIdIn, self.settings.max_batch))
+        Parsed once (orjson), then validated in chunks with a yield to the event loop between
+        them, so a maximal batch never holds the loop for long; an error names its element."""
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise RequestError(400, f"body: body is not valid JSON ({error})") from error
+        if not isinstance(parsed, list):
+            raise RequestError(400, f"body: expected a JSON array of elements, got a JSON {type(parsed).__name__}")
+        if not parsed:
+            raise RequestError(400, "body: the array should have at least 1 element")
+        if len(parsed) > self.settings.max_batch:
+            raise RequestError(
+                400, f"body: a batch holds at most {self.settings.max_batch} elements, this one has {len(parsed)}; split it"
+            )
+        adapter, context = self._lists[model], self.context()
+        rows: list[M] = []
+        for start in range(0, len(parsed), _CHUNK):
+            try:
+                rows.extend(adapter.validate_python(parsed[start : start + _CHUNK], strict=True, context=context))
+            except ValidationError as error:
+                described = describe(error, index_offset=start)
+                raise RequestError(400, described["error"], details=described["details"]) from error
+            if start + _CHUNK < len(parsed):
+                await asyncio.sleep(0)
+        return rows
 
     async def record_legacy(self, body: bytes) -> AppendResult:
         """`POST /events` of the older API. Raises pydantic.ValidationError on any bad element."""
-        rows = self._legacy_batch.validate_json(body, context=self.context())
+        rows = await self._validated(LegacyEvent, body)
         events = [
             InteractionRecorded.new(
                 event_id=content_event_id(
@@ -98,7 +127,7 @@ class CommandService:
     async def record_interactions(self, body: bytes) -> AppendResult:
         """`POST /v1/events`."""
         now = time.time()
-        rows = self._interaction_batch.validate_json(body, context=self.context())
+        rows = await self._validated(InteractionIn, body)
         events = [
             InteractionRecorded.new(
                 event_id=row.event_id,
@@ -123,7 +152,7 @@ class CommandService:
 
     async def catalog_items(self, body: bytes) -> AppendResult:
         """`POST /v1/items`: a batch of items, each naming its type and id."""
-        items = self._item_batch.validate_json(body, context=self.context())
+        items = await self._validated(ItemWithIdIn, body)
         return await self._append([catalog_event(item) for item in items])
 
 

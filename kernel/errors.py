@@ -33,14 +33,19 @@ def _where(loc: tuple[Any, ...]) -> tuple[int | None, str | None]:
     return index, field
 
 
-def describe(error: ValidationError, max_details: int = 20) -> dict[str, Any]:
-    """A 400 body: one readable `error` line plus structured `details`."""
+def describe(error: ValidationError, max_details: int = 20, index_offset: int = 0) -> dict[str, Any]:
+    """A 400 body: one readable `error` line plus structured `details`. `index_offset` is added to
+    element indexes (for a batch validated in chunks)."""
     details = []
     for item in error.errors(include_url=False)[:max_details]:
         index, field = _where(tuple(item["loc"]))
+        if index is not None:
+            index += index_offset
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown field"
+        elif item["type"] in ("model_type", "dict_type"):  # worded for JSON, whatever parsed it
+            message = "Input should be an object"
         elif item["type"] == "json_invalid":
             message = f"body is not valid JSON ({item.get('ctx', {}).get('error', 'parse error')})"
         details.append({"index": index, "field": field, "message": message})

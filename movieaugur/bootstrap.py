@@ -65,9 +65,11 @@ def build_log(settings: Settings, codec: EventCodec) -> EventLog:
         from movieaugur.adapters.sqlite_log import SQLiteEventLog
 
         return SQLiteEventLog(settings.log_path, codec)
+    from movieaugur.adapters.event_ids import RedisEventIds
     from movieaugur.adapters.kafka_log import KafkaEventLog
 
-    return KafkaEventLog(settings, codec)
+    event_ids = RedisEventIds(settings.redis_url, settings.topic_prefix, settings.dedupe_horizon_seconds)
+    return KafkaEventLog(settings, codec, event_ids=event_ids)
 
 
 def build_store(settings: Settings) -> ViewStore:

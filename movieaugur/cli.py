@@ -254,6 +254,42 @@ def replay(
     _run(main())
 
 
+@app.command()
+def redact(
+    event_id: Annotated[Optional[list[str]], typer.Option("--event-id", help="An event id to redact (repeatable).")] = None,
+    user: Annotated[Optional[str], typer.Option(help="Redact this user's interactions (within --since/--until).")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Redact interactions from this source, e.g. api, legacy-api, movielens.")] = None,
+    since: Annotated[Optional[int], typer.Option(help="With --user/--source: from this Unix time (inclusive).")] = None,
+    until: Annotated[Optional[int], typer.Option(help="With --user/--source: up to this Unix time (exclusive).")] = None,
+    reason: Annotated[str, typer.Option(help="Why, kept in the log with the redaction.")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Neutralize bad interactions already in the log, then replay the views they touched.
+
+    The log is append-only: a redaction event is appended and every projection and the trainer
+    treat the covered interactions as never posted. Run `movieaugur train` afterwards to retrain."""
+    from movieaugur import operations
+    from movieaugur.bootstrap import bootstrap
+
+    if not event_id and user is None and source is None:
+        raise typer.BadParameter("say what to redact: --event-id (repeatable), --user or --source")
+    if (since is not None or until is not None) and user is None and source is None:
+        raise typer.BadParameter("--since/--until narrow a --user or --source redaction; name one of them")
+
+    async def main() -> None:
+        container = await bootstrap(_settings(data_dir=data_dir))
+        try:
+            with progress_bar("replaying the views redaction touches", None) as advance:
+                result = await operations.redact(
+                    container, event_id or (), user, source, since, until, reason, lambda _n, k: advance(k)
+                )
+            say(json.dumps(result))
+        finally:
+            await container.close()
+
+    _run(main())
+
+
 def main() -> None:
     app()
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from domain.configuration import weights_of
-from domain.events import INTERACTIONS
+from domain.events import INTERACTIONS, EventsRedacted, content_event_id
+from domain.redactions import Redactions
 from kernel.settings import Settings
 from movieaugur.adapters.connect_sinks import register_sinks, reset_sink
 from movieaugur.adapters.kafka_log import KafkaEventLog
@@ -110,6 +111,44 @@ async def _reset_connect_view(container: Container, name: str) -> ReplayReport:
     for stream in projection.streams:
         records += sum((await container.log.end_offsets(stream)).values())
     return ReplayReport(name, records, time.perf_counter() - started)
+
+
+async def redact(
+    container: Container,
+    event_ids: Sequence[str] = (),
+    user_id: str | None = None,
+    source: str | None = None,
+    from_time: int | None = None,
+    until_time: int | None = None,
+    reason: str = "",
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, Any]:
+    """Neutralize interactions already in the log: append the redaction (the log is never
+    rewritten), then replay every view that reads interactions so each one equals the view of a
+    log without them. The next training run leaves them out too. Repeating it appends nothing."""
+    if not event_ids and user_id is None and source is None:
+        raise ValueError("say what to redact: event ids, a user, or a source (with an optional time range)")
+    rule: dict[str, Any] = {
+        "event_ids": sorted(set(event_ids)),
+        "user_id": user_id,
+        "source": source,
+        "from_time": from_time,
+        "until_time": until_time,
+    }
+    redaction = EventsRedacted.new(event_id=content_event_id("redaction", rule), reason=reason, **rule)
+    appended = await container.log.append([redaction])
+    rules = Redactions.of([redaction])
+    covered = 0
+    async for logged in container.log.scan(INTERACTIONS):
+        covered += rules.covers(logged.event)
+    touched = [name for name, projection in container.projections.items() if INTERACTIONS in projection.streams]
+    reports = await replay(container, touched, progress)
+    return {
+        "redaction": redaction.event_id,
+        "appended": appended.appended,
+        "covered_events": covered,
+        "replayed": {r.projection: r.events for r in reports},
+    }
 
 
 async def prepare_distributed(settings: Settings) -> list[str]:

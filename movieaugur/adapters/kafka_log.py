@@ -26,8 +26,9 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from domain.codec import EventCodec
 from domain.events import INTERACTIONS, ITEMS, POPULARITY, RECOMMENDATIONS, REDACTIONS, STREAMS, MovieAugurEvent
-from domain.ports import AppendResult, EventLog, LoggedEvent, LogUnavailable, Position, ReadResult
+from domain.ports import AppendResult, EventIdConflict, EventLog, LoggedEvent, LogUnavailable, Position, ReadResult
 from kernel.settings import Settings
+from movieaugur.adapters.event_ids import RedisEventIds
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class KafkaEventLog(EventLog):
         codec: EventCodec | None = None,
         write_timeout: float | None = None,
         group: str | None = None,
+        event_ids: RedisEventIds | None = None,
     ):
         """With `group`, readers join that consumer group and read only the partitions the group
         assigns them (projector workers scale with partitions); without, they read every partition
@@ -58,6 +60,7 @@ class KafkaEventLog(EventLog):
         group's committed offsets (none are committed)."""
         self.settings = settings
         self.group = group
+        self.event_ids = event_ids
         self.codec = codec or EventCodec()
         self.bootstrap = settings.kafka_bootstrap
         self.write_timeout = settings.kafka_write_timeout_seconds if write_timeout is None else write_timeout
@@ -125,13 +128,18 @@ class KafkaEventLog(EventLog):
     async def append(self, events: Sequence[MovieAugurEvent]) -> AppendResult:
         if not events:
             return AppendResult(0)
-        records = [(self.topic(e.stream), e.key.encode(), self.codec.encode(e)) for e in events]
+        fresh, fingerprints = await self._without_known(events)
+        if not fresh:
+            return AppendResult(appended=0, duplicates=len(events))
+        records = [(self.topic(e.stream), e.key.encode(), self.codec.encode(e)) for e in fresh]
         async with self._producer_lock:
             attempt = asyncio.ensure_future(self._transaction(records))
             done, _ = await asyncio.wait({attempt}, timeout=self.write_timeout)
             error = attempt.exception() if done else TimeoutError(f"no commit within {self.write_timeout}s")
             if error is None:
-                return AppendResult(appended=len(records))
+                if self.event_ids is not None:
+                    await self.event_ids.remember(fingerprints)
+                return AppendResult(appended=len(records), duplicates=len(events) - len(records))
             # Answer now; abort the transaction and drop the producer in the background (with the
             # broker gone, aborting can itself take as long as a request timeout).
             attempt.cancel()
@@ -142,6 +150,23 @@ class KafkaEventLog(EventLog):
         if isinstance(error, (KafkaError, OSError, TimeoutError)):
             raise LogUnavailable(f"Kafka at {self.bootstrap}: {type(error).__name__}: {error}") from error
         raise error
+
+    async def _without_known(self, events: Sequence[MovieAugurEvent]) -> tuple[list[MovieAugurEvent], dict[str, str]]:
+        """The events not yet taken (by the index, within its horizon, and earlier in the batch),
+        and the fingerprints to remember; EventIdConflict for an id taken by other content."""
+        known = await self.event_ids.lookup([e.event_id for e in events]) if self.event_ids is not None else {}
+        fresh: list[MovieAugurEvent] = []
+        taken: dict[str, str] = {}
+        for event in events:
+            fingerprint = event.fingerprint
+            earlier = known.get(event.event_id) or taken.get(event.event_id)
+            if earlier is not None:
+                if earlier != fingerprint:
+                    raise EventIdConflict(event.event_id)
+                continue
+            taken[event.event_id] = fingerprint
+            fresh.append(event)
+        return fresh, taken
 
     async def _clean_up(self, attempt: asyncio.Future, producer: AIOKafkaProducer | None) -> None:
         try:
@@ -245,6 +270,8 @@ class KafkaEventLog(EventLog):
         await asyncio.sleep(min(timeout, 0.05))
 
     async def close(self) -> None:
+        if self.event_ids is not None:
+            await self.event_ids.close()
         await self._discard_producer()
         for cleanup in list(self._cleanups):
             await cleanup

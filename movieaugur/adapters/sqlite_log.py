@@ -2,7 +2,8 @@
 
 Each stream is one partition whose offsets are the recorder's notification ids. Appends are one
 transaction for the whole batch (all or nothing) and skip events whose event_id is already in the
-log, so a retried request appends nothing twice. The recorder has no subscribe(): readers poll,
+log with the same content, so a retried request appends nothing twice; the same id with other
+content refuses the whole batch (EventIdConflict). The horizon of this check is the whole log. The recorder has no subscribe(): readers poll,
 and an in-process condition wakes them as soon as this process appends.
 """
 
@@ -11,13 +12,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from domain.codec import EventCodec
 from domain.events import STREAMS, MovieAugurEvent
-from domain.ports import AppendResult, EventLog, LoggedEvent, Position, ReadResult
+from domain.ports import AppendResult, EventIdConflict, EventLog, LoggedEvent, Position, ReadResult
 from movieaugur.adapters.threads import BlockingPool
 
 _SQLITE_MAX_VARS = 900
@@ -58,15 +60,15 @@ class SQLiteEventLog(EventLog):
         return result
 
     def _append_sync(self, events: Sequence[MovieAugurEvent]) -> tuple[AppendResult, list[str]]:
-        by_stream: dict[str, list[StoredEvent]] = {}
+        by_stream: dict[str, list[tuple[MovieAugurEvent, StoredEvent]]] = {}
         for event in events:
-            by_stream.setdefault(event.stream, []).append(self.codec.stored(event))
+            by_stream.setdefault(event.stream, []).append((event, self.codec.stored(event)))
         appended = duplicates = 0
         with self.datastore.transaction(commit=True) as cursor:
-            for stream, stored in by_stream.items():
+            for stream, batch in by_stream.items():
                 recorder = self.recorders[stream]
-                fresh = self._without_known(cursor, recorder.events_table_name, stored)
-                duplicates += len(stored) - len(fresh)
+                fresh = self._without_known(cursor, recorder.events_table_name, batch)
+                duplicates += len(batch) - len(fresh)
                 if fresh:
                     # The recorder's own statement, in one executemany (its _insert_events goes row
                     # by row to collect row ids, which a log append does not need).
@@ -77,24 +79,32 @@ class SQLiteEventLog(EventLog):
                     appended += len(fresh)
         return AppendResult(appended=appended, duplicates=duplicates), list(by_stream)
 
-    @staticmethod
-    def _without_known(cursor, table: str, stored: list[StoredEvent]) -> list[StoredEvent]:
-        """Drop events already in the log and repeats within the batch (first one wins)."""
-        ids = list(dict.fromkeys(_stored_id(s) for s in stored))
-        known: set[str] = set()
+    def _without_known(
+        self, cursor: Any, table: str, batch: list[tuple[MovieAugurEvent, StoredEvent]]
+    ) -> list[StoredEvent]:
+        """Drop events already in the log and repeats within the batch (first one wins); an id
+        already taken by different content raises EventIdConflict (the transaction rolls back)."""
+        ids = list(dict.fromkeys(_stored_id(s) for _, s in batch))
+        known: dict[str, str] = {}  # stored id -> fingerprint
         for i in range(0, len(ids), _SQLITE_MAX_VARS):
             chunk = ids[i : i + _SQLITE_MAX_VARS]
             cursor.execute(
-                f"SELECT originator_id FROM {table} WHERE originator_id IN ({','.join('?' * len(chunk))})",
+                f"SELECT originator_id, topic, state FROM {table} WHERE originator_id IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            known.update(row[0] for row in cursor.fetchall())
+            for originator_id, topic, state in cursor.fetchall():
+                known[originator_id] = self.codec.decode_stored(
+                    StoredEvent(originator_id=originator_id, originator_version=1, topic=topic, state=state)
+                ).fingerprint
         fresh = []
-        for s in stored:
-            key = _stored_id(s)
-            if key not in known:
-                known.add(key)
-                fresh.append(s)
+        for event, stored in batch:
+            key = _stored_id(stored)
+            if key in known:
+                if known[key] != event.fingerprint:
+                    raise EventIdConflict(event.event_id)
+                continue
+            known[key] = event.fingerprint
+            fresh.append(stored)
         return fresh
 
     # -- reads --------------------------------------------------------------------------------

@@ -3,20 +3,27 @@
 Training reads every interaction from the start of the log on every run (never from a committed
 consumer offset: a job that only saw new events would train on a fraction). Each event counts
 once (by event_id), with its configured action weight and an optional time decay; a pair whose
-weights sum to zero or less (disliked, or rated low) is not a positive.
+weights sum to zero or less (disliked, or rated low) is not a positive. Interactions an operator
+redacted (domain/redactions.py) are left out, and no non-finite or outsized weight reaches a model.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
-from domain.events import INTERACTIONS, InteractionRecorded
+from domain.events import INTERACTIONS, REDACTIONS, EventsRedacted, InteractionRecorded
 from domain.ports import EventLog
+from domain.redactions import Redactions
 from domain.weights import ActionWeights, UnknownAction
+
+#: A (user, item) pair's summed weight is capped here (about 30 likes): a bot repeating one
+#: action cannot give one pair a confidence that dominates the solver.
+MAX_PAIR_WEIGHT = 100.0
 
 
 @dataclass
@@ -37,6 +44,10 @@ async def load_interactions(
     half_life_days: float | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> InteractionMatrix:
+    redactions = Redactions()
+    async for logged in log.scan(REDACTIONS):
+        if isinstance(logged.event, EventsRedacted):
+            redactions.add(logged.event)
     seen: set[str] = set()
     user_index: dict[str, int] = {}
     item_index: dict[str, int] = {}
@@ -54,10 +65,14 @@ async def load_interactions(
             duplicates += 1
             continue
         seen.add(event.event_id)
+        if redactions and redactions.covers(event):
+            continue
         try:
             weight = weights.weight(event.action, event.value)
         except UnknownAction:
             continue  # an action no longer configured counts for nothing
+        if not math.isfinite(weight) or weight == 0.0:
+            continue
         rows.append(user_index.setdefault(event.user_id, len(user_index)))
         cols.append(item_index.setdefault(event.item_key, len(item_index)))
         vals.append(weight)
@@ -77,6 +92,7 @@ async def load_interactions(
         shape=(len(user_index), len(item_index)),
     ).tocsr()  # duplicates of a (user, item) pair are summed here
     summed.data[summed.data < 0] = 0.0
+    np.minimum(summed.data, MAX_PAIR_WEIGHT, out=summed.data)
     summed.eliminate_zeros()
     matrix = summed.astype(np.float32)
     matrix.sort_indices()

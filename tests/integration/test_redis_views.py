@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from infra.local.testing import ensure_stack
 from movieaugur.adapters.redis_views import RedisViewStore
 from projections.changes import Batch, DocPut, Effect, ScoreAdd, ScoreMax, StaleTracking
-from tests.unit.test_replay_property import STEPS, scenario
+from tests.unit.test_replay_property import HORIZONS, STEPS, scenario
 
 pytestmark = pytest.mark.stack
 
@@ -23,12 +23,12 @@ def redis_url() -> str:
     return ensure_stack().redis_url
 
 
-async def redis_scenario(url: str, steps, first_batch: int) -> None:  # type: ignore[no-untyped-def]
+async def redis_scenario(url: str, steps, first_batch: int, horizon: int) -> None:  # type: ignore[no-untyped-def]
     run = uuid.uuid4().hex[:8]
     incremental = RedisViewStore(url, prefix=f"test:{run}:inc:")
     replayed = RedisViewStore(url, prefix=f"test:{run}:rep:")
     try:
-        await scenario(steps, first_batch, incremental, replayed)
+        await scenario(steps, first_batch, incremental, replayed, horizon)
     finally:
         for store in (incremental, replayed):
             async for key in store.redis.scan_iter(match=f"{store.prefix}*"):
@@ -37,9 +37,9 @@ async def redis_scenario(url: str, steps, first_batch: int) -> None:  # type: ig
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(steps=STEPS, first_batch=st.integers(1, 7))
-def test_redis_replayed_view_equals_incremental_view(redis_url, steps, first_batch) -> None:  # type: ignore[no-untyped-def]
-    asyncio.run(redis_scenario(redis_url, steps, first_batch))
+@given(steps=STEPS, first_batch=st.integers(1, 7), horizon=HORIZONS)
+def test_redis_replayed_view_equals_incremental_view(redis_url, steps, first_batch, horizon) -> None:  # type: ignore[no-untyped-def]
+    asyncio.run(redis_scenario(redis_url, steps, first_batch, horizon))
 
 
 def test_redis_store_semantics(redis_url) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,59 @@
+"""Which event ids the Kafka log has taken recently, and with what content (in Redis).
+
+Kafka has no "insert unless present", so the Kafka log asks this index before appending: an id it
+holds with the same fingerprint is a duplicate (not appended again), with another fingerprint a
+conflict. An id is remembered for a horizon (MOVIEAUGUR_DEDUPE_HORIZON_SECONDS, default 7 days)
+from its append; a retry later than that is appended again, and the views still count it once
+within their own horizon (projections/changes.py). Ids are remembered after the transaction
+commits, so a crash in between can at worst let one retry append a copy — never lose an event.
+If Redis cannot be reached the log still takes writes (availability first) and says so in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+
+class RedisEventIds:
+    def __init__(self, url: str, prefix: str, horizon_seconds: int):
+        # Typed as Any: redis-py types replies as `bytes | str` whatever decode_responses says.
+        self.redis: Any = aioredis.from_url(url, decode_responses=True, socket_timeout=2.0)
+        self.prefix = prefix
+        self.horizon = horizon_seconds
+
+    def _key(self, event_id: str) -> str:
+        return f"{self.prefix}eid:{event_id}"
+
+    async def lookup(self, event_ids: Sequence[str]) -> dict[str, str]:
+        """event_id -> fingerprint for the ids remembered; empty when Redis is unreachable."""
+        found: dict[str, str] = {}
+        try:
+            for start in range(0, len(event_ids), 5000):
+                chunk = list(event_ids[start : start + 5000])
+                values = await self.redis.mget([self._key(i) for i in chunk])
+                found.update((i, v) for i, v in zip(chunk, values, strict=True) if v is not None)
+        except (RedisError, OSError) as error:
+            log.warning("event-id index unreachable (%r): appending without the duplicate check", error)
+            return {}
+        return found
+
+    async def remember(self, fingerprints: Mapping[str, str]) -> None:
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for n, (event_id, fingerprint) in enumerate(fingerprints.items(), 1):
+                pipe.set(self._key(event_id), fingerprint, ex=self.horizon)
+                if n % 5000 == 0:
+                    await pipe.execute()
+            await pipe.execute()
+        except (RedisError, OSError) as error:
+            log.warning("event-id index unreachable (%r): %d ids not remembered", error, len(fingerprints))
+
+    async def close(self) -> None:
+        await self.redis.aclose()
