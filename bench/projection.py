@@ -40,9 +40,10 @@ from domain.events import INTERACTIONS, ITEMS
 from domain.weights import ActionWeights
 from kernel.settings import Settings
 from movieaugur.adapters.sqlite_log import SQLiteEventLog
-from movieaugur.adapters.sqlite_views import _ADD, _MAX, _PUT, _SCHEMA, SQLiteViewStore
+from movieaugur.adapters.sqlite_views import _ADD, _GUARD, _MAX, _PUT, _SCHEMA, SQLiteViewStore
 from offline.ingest.movielens import import_movielens
 from projections.catalog import CatalogProjection
+from projections.changes import DEFAULT_GUARD_HORIZON
 from projections.history import HistoryProjection
 from projections.popularity import SECONDS_PER_DAY, PopularityProjection
 from projections.runner import Projector
@@ -81,7 +82,7 @@ def raw_replay(name: str, log_path: Path, views_path: Path, weights: ActionWeigh
     events = 0
     for rows in raw_rows(log_db, stream, batch):
         db.execute("BEGIN")
-        for _, state in rows:
+        for rowid, state in rows:
             rec = orjson.loads(state)
             if name == "popularity":
                 if rec["action"] not in weights:
@@ -89,7 +90,7 @@ def raw_replay(name: str, log_path: Path, views_path: Path, weights: ActionWeigh
                 weight = weights.weight(rec["action"], rec["value"])
                 if weight == 0.0:
                     continue
-                cur = db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (name, rec["event_id"]))
+                cur = db.execute(_GUARD, (name, f"{stream}/0", rec["event_id"], rowid, DEFAULT_GUARD_HORIZON))
                 if cur.rowcount == 0:
                     continue
                 kind, item, day = rec["item_type"], rec["item_id"], unix(rec["timestamp"]) // SECONDS_PER_DAY

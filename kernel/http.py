@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from kernel.errors import RequestError
 
@@ -107,8 +107,18 @@ class Metrics:
         self.fallbacks = Counter(
             "movieaugur_recommendation_fallbacks", "Recommendation answers served by the fallback", registry=self.registry
         )
+        self.projection_lag = Gauge(
+            "movieaugur_projection_lag_events",
+            "Offsets of a log partition a view has not applied yet (0 = caught up), at scrape time",
+            ["projection", "partition"],
+            registry=self.registry,
+        )
+        # Async refreshers run before each scrape (values that must be read from the log and views).
+        self.before_scrape: list[Callable[[], Awaitable[object]]] = []
 
     async def handle(self, request: web.Request) -> web.Response:
+        for refresh in self.before_scrape:
+            await refresh()
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -19,6 +19,7 @@ from commands.http import add_command_routes
 from commands.service import CommandService
 from kernel.http import Metrics, build_middlewares, json_response
 from movieaugur.bootstrap import Container
+from movieaugur.local_views import LocalCatalog
 from movieaugur.openapi import build_spec, render_docs
 from queries.http import add_query_routes, read_errors
 from queries.service import QueryService
@@ -47,7 +48,10 @@ def create_app(container: Container, roles: Iterable[str] = ROLES) -> web.Applic
     if "commands" in roles:
         add_command_routes(app, CommandService(container.log, settings), metrics)
     if "queries" in roles:
-        add_query_routes(app, QueryService(container.store, settings), metrics)
+        catalog = LocalCatalog(container.log)
+        container.local_projectors.append(catalog.projector)
+        app.cleanup_ctx.append(catalog.followed)
+        add_query_routes(app, QueryService(container.store, settings, catalog=catalog.store), metrics)
     spec = build_spec(settings.max_batch)
     docs = render_docs(spec)
 
@@ -71,7 +75,23 @@ def create_app(container: Container, roles: Iterable[str] = ROLES) -> web.Applic
     app.router.add_get("/docs", docs_page)
     if "projectors" in roles:
         app.cleanup_ctx.append(_projectors_running)
+    metrics.before_scrape.append(lambda: record_lag(container, metrics))
     return app
+
+
+async def record_lag(container: Container, metrics: Metrics) -> dict[str, dict[str, int]]:
+    """Every view's lag behind the log, per partition, into the lag gauge; also returned."""
+    lags: dict[str, dict[str, int]] = {}
+    for projector in [*container.projectors(), *container.local_projectors]:
+        name = projector.name if projector not in container.local_projectors else f"local-{projector.name}"
+        try:
+            lags[name] = await asyncio.wait_for(projector.lag(), 5.0)
+        except Exception as error:
+            log.warning("lag of %s unavailable: %r", name, error)
+            continue
+        for source, behind in lags[name].items():
+            metrics.projection_lag.labels(name, source).set(behind)
+    return lags
 
 
 async def readiness_problems(container: Container) -> list[str]:

@@ -28,6 +28,8 @@ class Container:
     codec: EventCodec
     projections: dict[str, Projection] = field(default_factory=dict)
     follower_logs: dict[str, EventLog] = field(default_factory=dict)
+    # Projectors that keep views in this process's memory (the query side's local catalog).
+    local_projectors: list[Projector] = field(default_factory=list)
 
     def projector(self, name: str, follow: bool = False, **kwargs: Any) -> Projector:
         """A projector over the whole log (catch-up, replay) or, with `follow`, a worker that

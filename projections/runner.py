@@ -108,6 +108,19 @@ class Projector:
                 self.advanced = True
         return total
 
+    async def lag(self) -> dict[str, int]:
+        """Per source ("stream/partition"), how many offsets the view is behind the log's end now.
+
+        Offsets, not events: Kafka's transaction markers take offsets too, so a view that has read
+        everything can show a lag of a few offsets until the next event moves it past them."""
+        positions = await self.store.positions(self.name)
+        behind: dict[str, int] = {}
+        for stream in self.projection.streams:
+            for partition, end in (await self.log.end_offsets(stream)).items():
+                source = f"{stream}/{partition}"
+                behind[source] = max(0, end - positions.get(source, 0))
+        return behind
+
     async def caught_up(self) -> bool:
         """True when the view has applied everything the log held at the time of the call."""
         positions = await self.store.positions(self.name)

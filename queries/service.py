@@ -44,8 +44,11 @@ def split_key(item_key: str) -> tuple[str, str]:
 
 
 class QueryService:
-    def __init__(self, store: ViewStore, settings: Settings):
+    def __init__(self, store: ViewStore, settings: Settings, catalog: ViewStore | None = None):
+        """`catalog`: where item metadata is read (a copy in this process's memory, kept current
+        by its own catalog projector; default: the view store)."""
         self.store = store
+        self.catalog = catalog or store
         self.settings = settings
         self.registry: ItemTypeRegistry = item_types_of(settings)
 
@@ -56,7 +59,7 @@ class QueryService:
 
     async def hydrate(self, scored: list[tuple[str, str, float]]) -> list[dict[str, Any]]:
         """(item_type, item_id, score) → catalog metadata objects with the score added."""
-        docs = await catalog_view.read_items(self.store, [(t, i) for t, i, _ in scored])
+        docs = await catalog_view.read_items(self.catalog, [(t, i) for t, i, _ in scored])
         out = []
         for (item_type, item_id, score), doc in zip(scored, docs, strict=True):
             item: dict[str, Any] = {"id": item_id, "object_type": item_type}
@@ -90,7 +93,7 @@ class QueryService:
         wanted = category.casefold()
 
         async def in_category(members: list[str]) -> list[bool]:
-            docs = await catalog_view.read_items(self.store, [(item_type, m) for m in members])
+            docs = await catalog_view.read_items(self.catalog, [(item_type, m) for m in members])
             return [doc is not None and wanted in {c.casefold() for c in doc.get("categories") or ()} for doc in docs]
 
         picked = await self._filtered_top(item_type, keys, in_category, offset, limit)
@@ -208,7 +211,7 @@ class QueryService:
 
     async def item(self, item_type: str, item_id: str) -> dict[str, Any]:
         self.check_type(item_type)
-        [doc] = await catalog_view.read_items(self.store, [(item_type, item_id)])
+        [doc] = await catalog_view.read_items(self.catalog, [(item_type, item_id)])
         score = await popularity_view.read_all_time(self.store, item_type, item_id)
         if doc is None and score is None:
             raise NotFound(f"no {item_type} with id {item_id!r} is known")

@@ -61,7 +61,7 @@ def movielens() -> Path:
 async def settle(container: Container, timeout: float = 15.0) -> None:
     """Wait until every projection has applied everything in the log (the app's projectors run in
     the background; this waits for them, it does not run them)."""
-    projectors = container.projectors()
+    projectors = [*container.projectors(), *container.local_projectors]
 
     async def all_caught_up() -> bool:
         return all([await p.caught_up() for p in projectors])

@@ -13,12 +13,14 @@ offsets too, which is why reads report the next offset rather than the last even
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import logging
 import os
 import socket
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -71,6 +73,8 @@ class KafkaEventLog(EventLog):
         self._create_lock = asyncio.Lock()
         self._cleanups: set[asyncio.Future] = set()
         self._partitions: dict[str, list[int]] = {}
+        self._pending: list[_Pending] = []
+        self._committer: asyncio.Task[None] | None = None
 
     def topic(self, stream: str) -> str:
         return self.settings.topic(stream)
@@ -126,20 +130,51 @@ class KafkaEventLog(EventLog):
         return self._producer
 
     async def append(self, events: Sequence[MovieAugurEvent]) -> AppendResult:
+        """Group commit: requests that arrive while a transaction is in flight wait for the next
+        one and share it, so concurrent writers cost one commit per round instead of one each.
+        Each request is still all or nothing: a failed transaction fails every request in it
+        (503), and none of its events is visible to read_committed readers."""
         if not events:
             return AppendResult(0)
         fresh, fingerprints = await self._without_known(events)
         if not fresh:
             return AppendResult(appended=0, duplicates=len(events))
         records = [(self.topic(e.stream), e.key.encode(), self.codec.encode(e)) for e in fresh]
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(records, fingerprints, committed))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_rounds(), name="kafka-group-commit")
+        try:
+            await asyncio.wait_for(asyncio.shield(committed), self.write_timeout * 2)
+        except TimeoutError as error:
+            raise LogUnavailable(f"Kafka at {self.bootstrap}: no commit within {self.write_timeout}s") from error
+        return AppendResult(appended=len(records), duplicates=len(events) - len(records))
+
+    async def _commit_rounds(self) -> None:
+        """Commit what is pending, one transaction per round, until nothing is."""
+        while self._pending:
+            group, self._pending = self._pending, []
+            records = [record for pending in group for record in pending.records]
+            try:
+                await self._commit(records)
+            except Exception as error:
+                for pending in group:
+                    if not pending.committed.done():
+                        pending.committed.set_exception(error)
+                continue
+            if self.event_ids is not None:
+                await self.event_ids.remember({k: v for p in group for k, v in p.fingerprints.items()})
+            for pending in group:
+                if not pending.committed.done():
+                    pending.committed.set_result(None)
+
+    async def _commit(self, records: list[tuple[str, bytes, bytes]]) -> None:
         async with self._producer_lock:
             attempt = asyncio.ensure_future(self._transaction(records))
             done, _ = await asyncio.wait({attempt}, timeout=self.write_timeout)
             error = attempt.exception() if done else TimeoutError(f"no commit within {self.write_timeout}s")
             if error is None:
-                if self.event_ids is not None:
-                    await self.event_ids.remember(fingerprints)
-                return AppendResult(appended=len(records), duplicates=len(events) - len(records))
+                return
             # Answer now; abort the transaction and drop the producer in the background (with the
             # broker gone, aborting can itself take as long as a request timeout).
             attempt.cancel()
@@ -147,9 +182,7 @@ class KafkaEventLog(EventLog):
             cleanup = asyncio.ensure_future(self._clean_up(attempt, producer))
             self._cleanups.add(cleanup)
             cleanup.add_done_callback(self._cleanups.discard)
-        if isinstance(error, (KafkaError, OSError, TimeoutError)):
-            raise LogUnavailable(f"Kafka at {self.bootstrap}: {type(error).__name__}: {error}") from error
-        raise error
+        raise LogUnavailable(f"Kafka at {self.bootstrap}: {type(error).__name__}: {error}") from error
 
     async def _without_known(self, events: Sequence[MovieAugurEvent]) -> tuple[list[MovieAugurEvent], dict[str, str]]:
         """The events not yet taken (by the index, within its horizon, and earlier in the batch),
@@ -270,6 +303,9 @@ class KafkaEventLog(EventLog):
         await asyncio.sleep(min(timeout, 0.05))
 
     async def close(self) -> None:
+        if self._committer is not None:
+            with contextlib.suppress(Exception):
+                await self._committer
         if self.event_ids is not None:
             await self.event_ids.close()
         await self._discard_producer()
@@ -278,6 +314,15 @@ class KafkaEventLog(EventLog):
         consumers, self._consumers = self._consumers, {}
         for consumer in consumers.values():
             await _quietly_stop(consumer)
+
+
+@dataclass
+class _Pending:
+    """One append waiting for the next group commit."""
+
+    records: list[tuple[str, bytes, bytes]]
+    fingerprints: dict[str, str]
+    committed: asyncio.Future[None]
 
 
 class _LogAssignment(ConsumerRebalanceListener):

@@ -3,6 +3,7 @@ tracking table, all written in one transaction per batch (exactly-once effect)."
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,12 @@ class SQLiteViewStore(ViewStore):
             self._forget_unbounded_guards(cursor)
             for statement in _SCHEMA:
                 cursor.execute(statement)
+        # Point reads (a key, a few members, the first page of one sorted set) take microseconds:
+        # they run on the caller's thread on a read-only connection of their own, instead of paying
+        # a thread hop each. WAL mode lets them read while a projector writes. Scans and
+        # aggregations still go to the pool.
+        self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._reader.execute("PRAGMA query_only = ON")
 
     @staticmethod
     def _forget_unbounded_guards(cursor: Any) -> None:
@@ -132,6 +139,10 @@ class SQLiteViewStore(ViewStore):
             cursor.execute(statement, params)
             return cursor.fetchall()
 
+    def _read_now(self, statement: str, params: Sequence[Any]) -> list[Any]:
+        """A point read on the calling thread (see __init__)."""
+        return self._reader.execute(statement, params).fetchall()
+
     async def top(
         self, space: str, keys: Mapping[str, float], offset: int, limit: int
     ) -> list[tuple[str, float]]:
@@ -143,6 +154,8 @@ class SQLiteViewStore(ViewStore):
                 "ORDER BY score DESC, member DESC LIMIT ? OFFSET ?"
             )
             params: list[Any] = [space, next(iter(keys)), limit, offset]
+            if offset + limit <= 1000:  # an index range scan of one page: read it now
+                return [(row[0], row[1]) for row in self._read_now(statement, params)]
         else:
             values = ",".join("(?, ?)" for _ in keys)
             statement = (
@@ -155,29 +168,25 @@ class SQLiteViewStore(ViewStore):
         return [(row[0], row[1]) for row in rows]
 
     async def score(self, space: str, key: str, member: str) -> float | None:
-        rows = await self.pool.run(
-            self._query,
-            "SELECT score FROM zset WHERE space = ? AND key = ? AND member = ?",
-            (space, key, member),
-        )
+        rows = self._read_now("SELECT score FROM zset WHERE space = ? AND key = ? AND member = ?", (space, key, member))
         return rows[0][0] if rows else None
 
-    async def _lookup(self, select: str, params: list[Any], wanted: Sequence[str]) -> dict[str, Any]:
+    def _lookup(self, select: str, params: list[Any], wanted: Sequence[str]) -> dict[str, Any]:
         """`select ... IN (...)` over `wanted` in chunks (SQLite's variable limit); row[0] -> row[1]."""
         found: dict[str, Any] = {}
         unique = list(dict.fromkeys(wanted))
         for i in range(0, len(unique), 900):
             chunk = unique[i : i + 900]
             statement = f"{select} IN ({','.join('?' * len(chunk))})"
-            found.update((row[0], row[1]) for row in await self.pool.run(self._query, statement, [*params, *chunk]))
+            found.update((row[0], row[1]) for row in self._read_now(statement, [*params, *chunk]))
         return found
 
     async def scores(self, space: str, key: str, members: Sequence[str]) -> list[float | None]:
-        found = await self._lookup("SELECT member, score FROM zset WHERE space = ? AND key = ? AND member", [space, key], members)
+        found = self._lookup("SELECT member, score FROM zset WHERE space = ? AND key = ? AND member", [space, key], members)
         return [found.get(member) for member in members]
 
     async def get_docs(self, space: str, keys: Sequence[str]) -> list[dict[str, Any] | None]:
-        found = await self._lookup("SELECT key, body FROM docs WHERE space = ? AND key", [space], keys)
+        found = self._lookup("SELECT key, body FROM docs WHERE space = ? AND key", [space], keys)
         return [orjson.loads(found[key]) if key in found else None for key in keys]
 
     async def keys(self, space: str, prefix: str = "") -> list[str]:
@@ -205,4 +214,5 @@ class SQLiteViewStore(ViewStore):
 
     async def close(self) -> None:
         self.pool.shutdown()
+        self._reader.close()
         self.datastore.close()

@@ -167,3 +167,30 @@ async def test_operations_endpoints(client) -> None:
         assert path in spec["paths"]
     docs = await client.get("/docs")
     assert docs.status == 200 and "/v1/events" in await docs.text()
+
+
+async def test_projection_lag_is_exported_and_returns_to_zero(client, container) -> None:
+    """The lag gauge, per projection and partition: it counts what a view has not applied yet and
+    goes back to 0 once the projectors have caught up after a burst."""
+    import re
+
+    from tests.conftest import settle
+
+    def lags(text: str) -> dict[tuple[str, str], float]:
+        pattern = r'^movieaugur_projection_lag_events\{partition="([^"]+)",projection="([^"]+)"\} (\S+)$'
+        return {(m[2], m[1]): float(m[3]) for m in re.finditer(pattern, text, re.M)}
+
+    burst = [event(f"lag{n}", f"u{n % 7}", f"m{n % 11}") for n in range(3000)]
+    for start in range(0, len(burst), 1000):
+        assert (await client.post("/v1/events", json=burst[start : start + 1000])).status == 200
+    await settle(container)
+    after = lags(await (await client.get("/metrics")).text())
+    assert ("popularity", "interactions/0") in after and ("local-catalog", "items/0") in after
+    assert all(value == 0 for value in after.values()), after
+    # While a projector is behind the gauge says by how much.
+    for projector in container.projectors():
+        await container.store.drop(projector.name, projector.projection.spaces)
+    behind = lags(await (await client.get("/metrics")).text())
+    assert behind[("history", "interactions/0")] >= 3000
+    await settle(container, timeout=30)
+    assert all(v == 0 for v in lags(await (await client.get("/metrics")).text()).values())
