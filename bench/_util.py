@@ -90,3 +90,14 @@ def emit(result: dict[str, Any], table: str, json_out: str | None) -> None:
 def say(message: str) -> None:
     """Progress goes to stderr so stdout stays JSON + table."""
     print(message, file=sys.stderr, flush=True)
+
+
+async def started_server(app: Any) -> Any:
+    """An aiohttp TestServer for `app`, started with the options `movieaugur serve` uses."""
+    from aiohttp.test_utils import TestServer
+
+    from kernel.http import SERVER_OPTIONS
+
+    server = TestServer(app)
+    await server.start_server(**SERVER_OPTIONS)
+    return server

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import _util  # noqa: F401 - puts the repo on sys.path
 import orjson
-from _util import emit, fmt, markdown, ratio, say, summary
+from _util import emit, fmt, markdown, ratio, say, started_server, summary
 
 from kernel.settings import Settings
 from movieaugur import operations
@@ -70,7 +70,7 @@ def rate_sync(call, n: int) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict:
-    from aiohttp.test_utils import TestClient, TestServer
+    from aiohttp.test_utils import TestClient
 
     out: dict = {"requests": args.requests, "repeats": args.repeats, "limit": args.limit,
                  "concurrency": args.concurrency, "routes": {}}
@@ -128,7 +128,7 @@ async def run(args: argparse.Namespace) -> dict:
                                 (RECS, f"{model}:{users[i % len(users)]}")).fetchall()
             [orjson.loads(body) for _, body in rows]
 
-        client = TestClient(TestServer(create_app(container, {"queries"})))
+        client = TestClient(await started_server(create_app(container, {"queries"})))
         await client.start_server()
 
         async def http_popularity(i: int) -> None:

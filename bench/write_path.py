@@ -30,7 +30,7 @@ from pathlib import Path
 
 import _util  # noqa: F401 - puts the repo on sys.path
 import orjson
-from _util import emit, fmt, markdown, say, summary
+from _util import emit, fmt, markdown, say, started_server, summary
 
 from domain.codec import EventCodec
 from domain.events import InteractionRecorded, from_unix
@@ -149,14 +149,14 @@ class Http:
         self.folder, self.roles = folder, roles
 
     async def start(self) -> Http:
-        from aiohttp.test_utils import TestClient, TestServer
+        from aiohttp.test_utils import TestClient
 
         from kernel.settings import Settings
         from movieaugur.app import create_app
         from movieaugur.bootstrap import bootstrap
 
         self.container = await bootstrap(Settings(data_dir=self.folder))
-        self.client = TestClient(TestServer(create_app(self.container, self.roles)))
+        self.client = TestClient(await started_server(create_app(self.container, self.roles)))
         await self.client.start_server()
         return self
 

@@ -138,6 +138,7 @@ class CommandService:
                 action=row.action,
                 value=row.value,
                 source="api",
+                server_time=row.timestamp is None,
             )
             for row in rows
         ]

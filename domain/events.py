@@ -26,9 +26,9 @@ RECOMMENDATIONS = "recommendations"
 REDACTIONS = "redactions"
 STREAMS = (INTERACTIONS, ITEMS, POPULARITY, RECOMMENDATIONS, REDACTIONS)
 
-# What is not an event's content: where it sits in eventsourcing's terms, and when (a retried
-# /v1 event without a client timestamp gets the server's clock again).
-_NOT_CONTENT = frozenset({"originator_id", "originator_version", "timestamp"})
+# What is not an event's content: where it sits in eventsourcing's terms. The time is content only
+# where a client chose it (see `time_is_content`).
+_NOT_CONTENT = frozenset({"originator_id", "originator_version"})
 
 
 def originator_for(event_id: str) -> UUID:
@@ -66,10 +66,20 @@ class MovieAugurEvent(DomainEvent):
         return to_unix(self.timestamp)
 
     @property
+    def time_is_content(self) -> bool:
+        """Whether the event's time was chosen by its sender (then two events with one id and
+        different times conflict) or stamped on arrival (a retry is stamped again; not content)."""
+        return False
+
+    @property
     def fingerprint(self) -> str:
         """A digest of the event's content: two events with one event_id and equal fingerprints
         are the same fact posted twice; different fingerprints are a client reusing an id."""
         content = {k: v for k, v in vars(self).items() if k not in _NOT_CONTENT}
+        if self.time_is_content:
+            content["timestamp"] = self.occurred_at
+        else:
+            del content["timestamp"]
         content["type"] = type(self).__name__
         return hashlib.blake2b(orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
 
@@ -97,10 +107,16 @@ class InteractionRecorded(MovieAugurEvent):
     action: str = "view"
     value: float | None = None
     source: str = "api"
+    # True when the write API stamped the time because the client sent none.
+    server_time: bool = False
 
     @property
     def key(self) -> str:
         return self.user_id
+
+    @property
+    def time_is_content(self) -> bool:
+        return not self.server_time
 
     @property
     def item_key(self) -> str:

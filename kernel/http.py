@@ -9,18 +9,22 @@ treated as a server error; request counts and latencies go to Prometheus; keys a
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
 import json
 import logging
 import re
 import time
 import traceback
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import ClientConnectionResetError, web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from kernel.errors import RequestError
@@ -58,33 +62,63 @@ class ClientGone(Exception):
     """The client closed the connection before its request was read or answered."""
 
 
+#: How the HTTP server must run for read_body's guarantees: bodies are decompressed by read_body
+#: (bounded), not by aiohttp (which inflates whatever arrives, even after the answer is sent), and
+#: an unread remainder is not drained for long after a refusal.
+SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False, "lingering_time": 0.5}
+
+_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The request body, decompressed, refused with a 413 as soon as it passes `limit` bytes.
 
     A declared Content-Length over the limit is refused before anything is read; otherwise the
-    (decompressed) stream is counted as it arrives, so neither a chunked upload nor a small gzip
-    body that inflates enormously is ever held whole. A body that does not decode is a 400."""
+    stream is counted as it arrives, and a compressed body is inflated here at most `limit + 1`
+    bytes far, so neither a chunked upload nor a small gzip body that inflates enormously is ever
+    held whole or inflated in full. A body that does not decode is a 400; an encoding we do not
+    take is a 415. Requires the server to run with SERVER_OPTIONS."""
     too_large = RequestError(
-        413, f"request body exceeds {limit} bytes (MOVIEAUGUR_MAX_BATCH x MOVIEAUGUR_MAX_EVENT_BYTES); split it into smaller batches"
+        413,
+        f"request body exceeds {limit} bytes (MOVIEAUGUR_MAX_BATCH x MOVIEAUGUR_MAX_EVENT_BYTES), "
+        "after decompression; split it into smaller batches",
     )
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity", *_ENCODINGS):
+        raise RequestError(415, f"Content-Encoding {escaped(encoding, 40)!r} is not accepted; send gzip, deflate or none")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
+    inflate = zlib.decompressobj(_ENCODINGS[encoding]) if encoding in _ENCODINGS else None
     body = bytearray()
+    received = 0
     try:
         while chunk := await request.content.readany():
-            body += chunk
+            received += len(chunk)
+            if received > limit:
+                raise too_large
+            if inflate is None:
+                body += chunk
+            else:
+                _inflate_into(body, inflate, chunk, limit)
             if len(body) > limit:
                 raise too_large
-    except HttpProcessingError as error:
-        encoding = request.headers.get("Content-Encoding", "identity")
-        raise RequestError(400, f"request body could not be read (Content-Encoding {escaped(encoding, 40)}): {error.message}") from error
-    except (ConnectionResetError, web.HTTPException) as error:
+    except zlib.error as error:
+        raise RequestError(400, f"request body does not decode as Content-Encoding {encoding}: {error}") from error
+    except (HttpProcessingError, RequestPayloadError) as error:
+        raise RequestError(400, f"request body could not be read: {escaped(str(error), 200)}") from error
+    except (ConnectionResetError, ClientConnectionResetError) as error:
         raise ClientGone(str(error)) from error
-    except Exception as error:
-        if type(error).__name__ in {"ClientPayloadError", "ClientConnectionResetError", "EofStream"}:
-            raise ClientGone(str(error)) from error
-        raise
+    if inflate is not None and not inflate.eof:
+        raise RequestError(400, f"request body is a truncated {encoding} stream")
     return bytes(body)
+
+
+def _inflate_into(body: bytearray, inflate: Any, chunk: bytes, limit: int) -> None:
+    """Inflate `chunk` into `body`, never past limit + 1 bytes (the rest stays unread)."""
+    data = chunk
+    while data and len(body) <= limit:
+        body += inflate.decompress(data, limit + 1 - len(body))
+        data = inflate.unconsumed_tail
 
 
 class Metrics:
@@ -120,6 +154,11 @@ class Metrics:
         for refresh in self.before_scrape:
             await refresh()
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _open(path: str) -> bool:
+    """Paths anyone may read: health, metrics, and the API docs with their assets."""
+    return path in _OPEN_PATHS or path.startswith("/docs/static/")
 
 
 def _route_name(request: web.Request) -> str:
@@ -158,6 +197,9 @@ def build_middlewares(
             status = passed.status
             passed.headers["X-Request-Id"] = request_id
             raise
+        except asyncio.CancelledError:  # aiohttp cancels a handler whose client went away
+            status = CLIENT_CLOSED
+            raise
         finally:
             route = _route_name(request)
             metrics.requests.labels(request.method, route, str(status)).inc()
@@ -170,7 +212,7 @@ def build_middlewares(
             exempt = legacy_writes_without_key and request.path == "/events"
             if writers and not exempt and key not in writers:
                 return error_response(401, "this write needs a valid API key in the X-API-Key header")
-        elif readers and request.path not in _OPEN_PATHS and key not in readers:
+        elif readers and not _open(request.path) and key not in readers:
             return error_response(401, "reading needs a valid API key in the X-API-Key header (MOVIEAUGUR_READ_API_KEYS)")
         return await handler(request)
 
@@ -199,3 +241,19 @@ async def _answer(request: web.Request, handler: Handler, request_id: str) -> we
         one_line = escaped("".join(traceback.format_exception(error)), limit=8000)
         log.error("request %s: unhandled error in %s %s: %s", request_id, request.method, escaped(request.path), one_line)
         return error_response(500, f"internal error; quote request id {request_id} when reporting it")
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), else None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

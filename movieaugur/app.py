@@ -20,7 +20,7 @@ from commands.service import CommandService
 from kernel.http import Metrics, build_middlewares, json_response
 from movieaugur.bootstrap import Container
 from movieaugur.local_views import LocalCatalog
-from movieaugur.openapi import build_spec, render_docs
+from movieaugur.openapi import add_docs_routes, build_spec
 from queries.http import add_query_routes, read_errors
 from queries.service import QueryService
 
@@ -52,8 +52,7 @@ def create_app(container: Container, roles: Iterable[str] = ROLES) -> web.Applic
         container.local_projectors.append(catalog.projector)
         app.cleanup_ctx.append(catalog.followed)
         add_query_routes(app, QueryService(container.store, settings, catalog=catalog.store), metrics)
-    spec = build_spec(settings.max_batch)
-    docs = render_docs(spec)
+    spec = build_spec(settings.max_batch, settings)
 
     async def healthz(_: web.Request) -> web.Response:
         return json_response({"status": "ok", "roles": sorted(roles)})
@@ -62,17 +61,10 @@ def create_app(container: Container, roles: Iterable[str] = ROLES) -> web.Applic
         problems = await readiness_problems(container)
         return json_response({"ready": not problems, "problems": problems}, status=503 if problems else 200)
 
-    async def openapi(_: web.Request) -> web.Response:
-        return json_response(spec)
-
-    async def docs_page(_: web.Request) -> web.Response:
-        return web.Response(text=docs, content_type="text/html")
-
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics.handle)
-    app.router.add_get("/openapi.json", openapi)
-    app.router.add_get("/docs", docs_page)
+    add_docs_routes(app, spec)  # /openapi.json, /docs with its files under /docs/static/, and the / page
     if "projectors" in roles:
         app.cleanup_ctx.append(_projectors_running)
     metrics.before_scrape.append(lambda: record_lag(container, metrics))

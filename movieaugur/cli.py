@@ -1,4 +1,4 @@
-"""The `movieaugur` command: demo, serve, import, train, evaluate, replay, stack."""
+"""The `movieaugur` command: demo, serve, import, train, evaluate, replay, stack, up, status, down."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
-from infra.local import Stack
+from infra.local import Stack, StackError
 from infra.local import cli as stack_cli
 from kernel.settings import Settings, load_settings
 from movieaugur.progress import progress_bar, say
@@ -103,10 +103,30 @@ def demo(
     fresh: Annotated[bool, typer.Option(help="Delete earlier demo state first.")] = False,
     users: Annotated[int, typer.Option(help="Users in the generated sample.")] = 600,
     budget: Annotated[float, typer.Option(help="Seconds the trainer may spend choosing a model.")] = 5.0,
+    distributed: Annotated[bool, typer.Option("--distributed", help="Run the whole distributed system instead (`movieaugur up`); see above.")] = False,
     verbose: bool = False,
 ) -> None:
-    """Embedded, no servers: load a sample, train, and serve the old and new API."""
+    """Embedded, no servers: load a sample, train, and serve the old and new API (or --distributed).
+
+    With --distributed: `movieaugur up` (local stack + command, query and projector services), then
+    load the sample into Kafka if the log is empty, train if no model is published yet, wait until
+    recommendations are served through the NGINX gateway and print curl lines for it. Ctrl-C ends
+    the demo but leaves the system running (the stack takes a while to start, and `movieaugur status`
+    and other shells may use it); stop it with `movieaugur down`. --port, --host and --fresh are for
+    the embedded demo only."""
     _logging(verbose)
+    if distributed:
+        from movieaugur.demo import run_distributed_demo
+
+        if fresh:
+            raise typer.BadParameter("--fresh is for the embedded demo; to start over distributed, set a new "
+                                     "MOVIEAUGUR_TOPIC_PREFIX and MOVIEAUGUR_MONGO_DATABASE (or `movieaugur down` and delete the stack dir)")
+        settings = _settings(data_dir=data_dir)
+        try:
+            _run(run_distributed_demo(settings, movielens=movielens, users=users, budget=budget))
+        except StackError as exc:
+            _system_failed(exc)
+        return
     from movieaugur.demo import run_demo
 
     settings = _settings(mode="embedded", port=port, host=host, data_dir=data_dir)
@@ -288,6 +308,80 @@ def redact(
             await container.close()
 
     _run(main())
+
+
+def _system_failed(error: BaseException) -> None:
+    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def _print_system(state: Any, as_json: bool) -> bool:
+    """Print a movieaugur.system.SystemStatus; True if everything is healthy."""
+    if as_json:
+        typer.echo(json.dumps(state.as_dict(), indent=2))
+    else:
+        for line in state.lines():
+            typer.echo(line)
+    return bool(state.healthy)
+
+
+@app.command()
+def up() -> None:
+    """Start the whole distributed system here and wait until it answers. Safe to repeat.
+
+    The local stack (as `movieaugur stack up`), MovieAugur's topics and Connect sinks for
+    MOVIEAUGUR_TOPIC_PREFIX, then `movieaugur serve --role commands|queries|projectors` as background
+    processes (MOVIEAUGUR_MODE=distributed, the stack's addresses, this shell's other MOVIEAUGUR_*
+    settings; pid files in <stack dir>/run, logs in <stack dir>/logs). What already runs is left alone.
+    Clients use the NGINX gateway (MOVIEAUGUR_GATEWAY_PORT, default http://127.0.0.1:18080).
+    `movieaugur status` shows it all; `movieaugur down` stops it all."""
+    from movieaugur.system import System
+
+    system = System()
+    try:
+        system.up()
+    except KeyboardInterrupt:
+        typer.echo("interrupted: what was started keeps running; see `movieaugur status`, stop it with `movieaugur down`", err=True)
+        raise typer.Exit(130) from None
+    except StackError as exc:
+        _system_failed(exc)
+    except Exception as error:  # Kafka or Connect refused the topics or sinks
+        _system_failed(RuntimeError(f"{error!r}; check `movieaugur status` and the logs in {system.stack.cfg.logs}"))
+    healthy = _print_system(system.status(), as_json=False)
+    typer.echo(f"gateway {system.gateway_url}: writes go to the command service, reads to the query service "
+               f"(try `curl {system.gateway_url}/v1/popularity/movie`); stop everything with `movieaugur down`")
+    if not healthy:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Show the whole system: every stack component and MovieAugur service, healthy or not.
+
+    For each: pid, address, health, memory, log file; and the projectors' lag (offsets not yet
+    applied, from the query service's /metrics; "-" when not available). Exit code 1 if anything is
+    unhealthy (`movieaugur up` starts what is missing)."""
+    from movieaugur.system import System
+
+    if not _print_system(System().status(), as_json=as_json):
+        raise typer.Exit(1)
+
+
+@app.command()
+def down(
+    services_only: Annotated[bool, typer.Option("--services-only", help="Stop only the MovieAugur services and leave the stack running (it may be shared, e.g. by tests).")] = False,
+) -> None:
+    """Stop what `movieaugur up` started: the MovieAugur services, then the local stack.
+
+    The command, query and projector services get SIGTERM, then SIGKILL after 20 s; then the local
+    stack stops (as `movieaugur stack down`). Data and downloads stay; processes it did not start
+    are left alone."""
+    from movieaugur.system import System
+
+    try:
+        System().down(services_only=services_only)
+    except StackError as exc:
+        _system_failed(exc)
 
 
 def main() -> None:

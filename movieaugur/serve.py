@@ -7,6 +7,7 @@ import signal
 
 from aiohttp import web
 
+from kernel.http import SERVER_OPTIONS
 from kernel.settings import Settings
 from movieaugur.app import create_app
 from movieaugur.bootstrap import Container, bootstrap
@@ -24,7 +25,7 @@ def port_for(settings: Settings, roles: set[str]) -> int:
 
 async def serve_until_stopped(container: Container, roles: set[str], port: int) -> None:
     app = create_app(container, roles)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, **SERVER_OPTIONS)
     await runner.setup()
     site = web.TCPSite(runner, container.settings.host, port, reuse_address=True)
     await site.start()

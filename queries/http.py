@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from kernel.errors import describe
 from kernel.http import Handler, Metrics, error_response, json_response
-from queries.params import LegacyListParams, ListParams, PopularityParams, RecommendationParams, SimilarParams
+from queries.params import LegacyListParams, ListParams, NoParams, PopularityParams, RecommendationParams, SimilarParams
 from queries.popularity import BadWindow
 from queries.service import NotFound, QueryService, Ranked
 
@@ -99,6 +99,7 @@ async def recommendations(request: web.Request) -> web.Response:
 
 
 async def item(request: web.Request) -> web.Response:
+    params(request, NoParams)
     found = await request.app[SERVICE].item(request.match_info["item_type"], request.match_info["item_id"])
     return json_response(found)
 
@@ -118,10 +119,12 @@ async def history(request: web.Request) -> web.Response:
 
 
 async def models(request: web.Request) -> web.Response:
+    params(request, NoParams)
     return json_response({"models": await request.app[SERVICE].models()})
 
 
 async def model(request: web.Request) -> web.Response:
+    params(request, NoParams)
     name = request.match_info["name"]
     doc = await request.app[SERVICE].model(name)
     if doc is None:
@@ -130,6 +133,7 @@ async def model(request: web.Request) -> web.Response:
 
 
 async def item_types(request: web.Request) -> web.Response:
+    params(request, NoParams)
     return json_response({"item_types": list(request.app[SERVICE].registry.names)})
 
 

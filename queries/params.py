@@ -20,7 +20,7 @@ MAX_AT = 7_258_118_400
 
 
 class PopularityParams(_Params):
-    window: str | None = Field(None, max_length=8, description="all, or a number of days from 1d to 366d")
+    window: str | None = Field(None, min_length=1, max_length=8, description="all, or a number of days from 1d to 366d")
     limit: int = Field(20, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=100_000)
     category: str | None = Field(None, max_length=200)
@@ -55,6 +55,10 @@ class ListParams(_Params):
 class SimilarParams(_Params):
     limit: int = Field(20, ge=1, le=200)
     model: str | None = Field(None, max_length=100)
+
+
+class NoParams(_Params):
+    """/v1 routes that take no query parameters still refuse unknown ones."""
 
 
 class LegacyListParams(_LegacyParams):

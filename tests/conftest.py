@@ -4,13 +4,16 @@ socket (aiohttp's TestServer listens on 127.0.0.1)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from kernel.http import SERVER_OPTIONS
 from kernel.settings import Settings
 from movieaugur.app import create_app
 from movieaugur.bootstrap import Container, bootstrap
@@ -31,10 +34,20 @@ async def container(settings: Settings) -> AsyncIterator[Container]:
     await built.close()
 
 
+@contextlib.asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[TestClient]:
+    """A client of `app` served on a real socket with the options `movieaugur serve` uses
+    (TestClient would start the server with aiohttp's defaults)."""
+    server = TestServer(app)
+    await server.start_server(**SERVER_OPTIONS)
+    async with TestClient(server) as test_client:
+        yield test_client
+
+
 @pytest.fixture
 async def client(container: Container) -> AsyncIterator[TestClient]:
     """The embedded app with every role, projectors included."""
-    async with TestClient(TestServer(create_app(container))) as test_client:
+    async with serve(create_app(container)) as test_client:
         yield test_client
 
 

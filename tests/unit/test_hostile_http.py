@@ -42,6 +42,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from domain.events import STREAMS, InteractionRecorded, ItemCatalogued, ModelPublished, SimilarItemsPublished
+from kernel.http import SERVER_OPTIONS
 from kernel.settings import Settings
 from movieaugur.app import create_app
 from movieaugur.bootstrap import Container, bootstrap
@@ -803,15 +804,19 @@ async def test_fuzz_every_route(client: TestClient, container: Container, settin
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, limit=16),
                                     timeout=aiohttp.ClientTimeout(total=60))
 
-    def fuzz() -> None:
-        @hsettings(max_examples=260, deadline=None, database=None, phases=[Phase.generate],
+    def rounds(count: int) -> None:
+        @hsettings(max_examples=count, deadline=None, database=None, phases=[Phase.generate],
                    suppress_health_check=list(HealthCheck))
         @given(st.lists(any_request, min_size=36, max_size=48))
         def one_round(reqs: list[Req]) -> None:
             asyncio.run_coroutine_threadsafe(send_round(session, base, reqs, out), loop).result(timeout=300)
 
-        while out.requests < MIN_REQUESTS:
-            one_round()
+        one_round()
+
+    def fuzz() -> None:
+        rounds(MIN_REQUESTS // 40 + 10)  # ~42 requests a round
+        while out.requests < MIN_REQUESTS:  # hypothesis may run fewer rounds than asked
+            rounds((MIN_REQUESTS - out.requests) // 36 + 1)
 
     try:
         await asyncio.to_thread(fuzz)
@@ -928,7 +933,8 @@ async def test_rating_not_finite_or_out_of_range_is_400_and_appends_nothing(
     before = await log_state(container)
     body = f'[{dump(v1("ok-before"))},{{"event_id":"r","user_id":"u","item_id":"m","item_type":"movie","action":"rating","value":{value}}}]'
     payload = await expect_error(await fresh.post("/v1/events", data=body.encode()), 400)
-    assert "element 1" in payload["error"], payload
+    if value not in ("NaN", "Infinity", "-Infinity", "1e309", "-1e309"):  # those may fail as JSON, before any element
+        assert "element 1" in payload["error"], payload
     assert await log_state(container) == before
 
 
@@ -1025,7 +1031,9 @@ class app_client:
 
     async def __aenter__(self) -> tuple[TestClient, Container]:
         self.container = await bootstrap(self.settings)
-        self.client = TestClient(TestServer(create_app(self.container)))
+        server = TestServer(create_app(self.container))
+        await server.start_server(**SERVER_OPTIONS)
+        self.client = TestClient(server)
         await self.client.start_server()
         return self.client, self.container
 
@@ -1050,8 +1058,8 @@ async def test_api_keys_guard_every_write_including_the_older_events(tmp_path: P
         for method, path, body in writes:
             response = await client.request(method, path, json=body, headers={"X-API-Key": "k"})
             assert response.status == 200, (path, await response.text())
-        assert (await client.get("/v1/popularity/movie")).status == 200
-        assert (await client.get("/popularity/movie")).status == 200
+        assert (await client.get("/v1/popularity/movie")).status == 200  # reads need no key
+        assert (await client.get("/popularity/movie")).status in (200, 404)  # 404 until projected
 
 
 async def test_legacy_writes_without_key_exempts_only_the_older_events(tmp_path: Path) -> None:
@@ -1069,13 +1077,23 @@ async def test_event_id_reused_with_other_content_is_409_naming_the_element(fres
     assert await first.json() == {"appended": 1, "duplicates": 0}
     before = await log_state(container)
     for changed in (v1("same-id", action="view"), v1("same-id", item_id="m2", action="like"), v1("same-id", user_id="u2", action="like"),
-                    v1("same-id", action="like", timestamp=NOW - 61), v1("same-id", action="rating", value=4)):
+                    v1("same-id", action="rating", value=4), v1("same-id", item_type="series", action="like")):
         response = await fresh.post("/v1/events", json=[v1("innocent"), changed])
         payload = await expect_error(response, 409)
         assert "element 1" in payload["error"], payload
         assert await log_state(container) == before  # the innocent element is not appended either
     retry = await fresh.post("/v1/events", json=[v1("same-id", action="like")])
     assert retry.status == 200 and await retry.json() == {"appended": 0, "duplicates": 1}
+    assert await log_state(container) == before
+
+
+async def test_event_id_reused_with_another_explicit_timestamp_is_409(fresh: aiohttp.ClientSession, container: Container) -> None:
+    """When the event happened is part of the fact: the same id sent with another explicit
+    timestamp is not a retry. (A retry that leaves the timestamp to the server is not tested.)"""
+    assert (await fresh.post("/v1/events", json=[v1("when", timestamp=NOW - 600)])).status == 200
+    before = await log_state(container)
+    payload = await expect_error(await fresh.post("/v1/events", json=[v1("when", timestamp=NOW - 60)]), 409)
+    assert "element 0" in payload["error"], payload
     assert await log_state(container) == before
 
 
@@ -1174,6 +1192,17 @@ def gzip_bomb(inflated: int) -> bytes:
     return _BOMBS[inflated]
 
 
+def inflate_seconds(data: bytes) -> float:
+    """How long inflating `data` takes here, output thrown away in 1 MiB pieces."""
+    started = time.perf_counter()
+    unpacker = zlib.decompressobj(31)
+    pending = data
+    while pending:
+        unpacker.decompress(pending, 1 << 20)
+        pending = unpacker.unconsumed_tail
+    return time.perf_counter() - started
+
+
 async def test_gzip_body_inflating_past_the_limit_is_413_without_inflating_it_all(small_limit: tuple[TestClient, Container]) -> None:
     client, container = small_limit
     bomb = gzip_bomb(512 << 20)  # ~0.5 MB on the wire, 512 MiB inflated
@@ -1186,8 +1215,15 @@ async def test_gzip_body_inflating_past_the_limit_is_413_without_inflating_it_al
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
     assert status == 413, rest
     assert grown_mib < 128, f"peak memory grew by {grown_mib:.0f} MiB: the bomb was inflated"
-    assert elapsed < 10, f"{elapsed:.1f}s to refuse it"
+    # Time tells whether it was inflated (and thrown away) all the same: compare with how long
+    # inflating all of it takes on this machine. Inflating it before answering, or after answering
+    # (say, while draining the connection), stalls the event loop; the next request shows the latter.
+    started = time.perf_counter()
     assert (await client.get("/healthz")).status == 200
+    stall = time.perf_counter() - started
+    whole = inflate_seconds(bomb)
+    assert elapsed < whole / 3, f"{elapsed:.2f}s to refuse it; inflating all of it takes {whole:.2f}s here"
+    assert stall < whole / 3, f"/healthz took {stall:.2f}s after the 413 (inflating all takes {whole:.2f}s): the server went on inflating"
 
 
 async def test_default_limit_is_max_batch_times_max_event_bytes(client: TestClient, settings: Settings) -> None:
@@ -1239,10 +1275,10 @@ async def test_newline_in_a_path_never_breaks_a_log_line(client: TestClient, fre
     await writer.drain()
     writer.close()
     assert (await fresh.get("/healthz")).status == 200
-    for record in caplog.records:
-        message = record.getMessage()
-        if "forged" in message:
-            assert "\n" not in message and "\r" not in message, message[:500]
+    mentioning = [record.getMessage() for record in caplog.records if "forged" in record.getMessage()]
+    assert mentioning, "no log record mentions the paths at all (the access log should)"
+    for message in mentioning:
+        assert "\n" not in message and "\r" not in message, message[:500]
 
 
 async def test_appended_metric_counts_catalog_writes_under_items(client: TestClient) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from kernel.http import parse_retry_after
 from offline.ingest.tmdb import (
     Progress,
     TmdbAuthError,
@@ -26,7 +27,6 @@ from offline.ingest.tmdb import (
     map_details,
     map_popular,
 )
-from offline.ingest.tmdb.client import parse_retry_after
 from testing.fake_tmdb.server import FakeTmdbServer, serve_in_thread
 
 KEY = "test-key"

@@ -123,13 +123,12 @@ async def test_items_history_and_similar(client, container) -> None:
 
 
 async def test_api_keys_guard_every_write(container) -> None:
-    from aiohttp.test_utils import TestClient, TestServer
-
     from movieaugur.app import create_app
+    from tests.conftest import serve
 
     legacy = [{"user_id": "u", "item_id": "m", "object_type": "movie", "timestamp": NOW}]
     container.settings = container.settings.model_copy(update={"api_keys": ("s3cret",)})
-    async with TestClient(TestServer(create_app(container))) as keyed:
+    async with serve(create_app(container)) as keyed:
         assert (await keyed.post("/v1/events", json=[event("1", "u", "m")])).status == 401
         assert (await keyed.post("/v1/events", json=[event("1", "u", "m")], headers={"X-API-Key": "s3cret"})).status == 200
         assert (await keyed.post("/events", json=legacy)).status == 401  # the older write route too
@@ -139,14 +138,14 @@ async def test_api_keys_guard_every_write(container) -> None:
 
     # An explicit setting lets older clients that cannot send headers write without a key.
     container.settings = container.settings.model_copy(update={"legacy_writes_without_key": True})
-    async with TestClient(TestServer(create_app(container))) as keyed:
+    async with serve(create_app(container)) as keyed:
         later = [{**legacy[0], "timestamp": NOW - 1}]
         assert (await keyed.post("/events", json=later)).status == 200
         assert (await keyed.post("/v1/events", json=[event("2", "u", "m")])).status == 401
 
     # Read keys: reads need a read key (or a write key); health and docs stay open.
     container.settings = container.settings.model_copy(update={"read_api_keys": ("r3ad",)})
-    async with TestClient(TestServer(create_app(container))) as keyed:
+    async with serve(create_app(container)) as keyed:
         assert (await keyed.get("/v1/popularity/movie")).status == 401
         assert (await keyed.get("/v1/popularity/movie", headers={"X-API-Key": "r3ad"})).status == 200
         assert (await keyed.get("/v1/popularity/movie", headers={"X-API-Key": "s3cret"})).status == 200

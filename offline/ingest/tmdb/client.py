@@ -11,9 +11,7 @@ timeouts and connection errors; a 429 waits what the server asked before retryin
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import time
 from types import TracebackType
 from typing import Any
 
@@ -23,6 +21,7 @@ from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 from tenacity.wait import wait_base
 
+from kernel.http import parse_retry_after
 from offline.ingest.tmdb.config import TMDB_KINDS, TmdbConfig
 from offline.ingest.tmdb.errors import (
     TmdbAuthError,
@@ -38,22 +37,6 @@ log = logging.getLogger(__name__)
 
 #: TMDB serves at most this many pages of any list, whatever total_pages says.
 TMDB_MAX_PAGES = 500
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), else None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def is_retryable(exc: BaseException) -> bool:
