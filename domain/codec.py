@@ -13,7 +13,7 @@ from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import DatetimeAsISO, Mapper, StoredEvent, Transcoder, Transcoding
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.events import MovieAugurEvent
 
@@ -63,6 +63,7 @@ class EventCodec:
     def __init__(self) -> None:
         self.transcoder = OrjsonTranscoder()
         self.mapper: Mapper[UUID] = Mapper(transcoder=self.transcoder)
+        self._classes: dict[str, type[MovieAugurEvent]] = {}
 
     def encode(self, event: MovieAugurEvent) -> bytes:
         state = dict(vars(event))
@@ -92,13 +93,32 @@ class EventCodec:
         return cast(MovieAugurEvent, self.mapper.to_domain_event(stored))
 
     def decode(self, record: bytes) -> MovieAugurEvent:
-        """A record alone is enough: it names its own type and originator."""
-        head = orjson.loads(record)
-        return self.decode_stored(
-            StoredEvent(
-                originator_id=UUID(head["originator_id"]),
-                originator_version=1,
-                topic=head["type"],
-                state=record,
-            )
-        )
+        """A record alone is enough: it names its own type and originator.
+
+        The hot path of every projector, so it parses the record once and builds the event the way
+        eventsourcing's Mapper does (same upcast hooks, same object layout) without a second
+        parse; `decode_stored` is the Mapper itself, and a test holds the two equal."""
+        state = orjson.loads(record)
+        cls = self._classes.get(state["type"]) or self._resolve(state["type"])
+        originator_id = UUID(state.pop("originator_id"))
+        del state["type"]
+        state.pop("_id", None)
+        from_version = state.pop("schema_version", 1)
+        for key, value in state.items():
+            if type(value) is dict and "_type_" in value and len(value) == 2:
+                state[key] = self.transcoder.names[value["_type_"]].decode(value["_data_"])
+        state["originator_id"] = originator_id
+        state["originator_version"] = 1
+        while from_version < cls.class_version:
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+            from_version += 1
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", state)
+        return event
+
+    def _resolve(self, topic: str) -> type[MovieAugurEvent]:
+        cls = resolve_topic(topic)
+        if not (isinstance(cls, type) and issubclass(cls, MovieAugurEvent)):
+            raise ValueError(f"record type {topic!r} is not a MovieAugur event")
+        self._classes[topic] = cls
+        return cls

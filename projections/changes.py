@@ -92,6 +92,11 @@ class StaleTracking(RuntimeError):
 class ViewStore(ABC):
     """Where projections keep their views, and how the read side reads them."""
 
+    def applies_concurrently(self, projection: str) -> bool:
+        """Whether apply() may run for several of the projection's batches (of different
+        partitions) at once; stores that serialise writes anyway say no."""
+        return False
+
     # -- the projector side --------------------------------------------------------------------
 
     @abstractmethod

@@ -11,15 +11,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from domain.events import INTERACTIONS, REDACTIONS, EventsRedacted
-from domain.ports import EventLog
+from domain.ports import EventLog, ReadResult
 from domain.redactions import Redactions
 from projections.base import Projection
-from projections.changes import DEFAULT_GUARD_HORIZON, Batch, StaleTracking, ViewStore
+from projections.changes import DEFAULT_GUARD_HORIZON, Batch, Effect, StaleTracking, ViewStore
 
 log = logging.getLogger(__name__)
+
+#: While following the log, how often a projector looks for new redactions (a catch-up or replay
+#: always looks first; `movieaugur redact` replays the views it touches, so they end exact).
+REDACTIONS_CHECK_SECONDS = 0.5
 
 
 @dataclass
@@ -51,15 +55,24 @@ class Projector:
         self.redactions_log = redactions_log or log_
         self.redactions = Redactions()
         self._redactions_read: dict[int, int] = {}
+        self._redactions_checked = -REDACTIONS_CHECK_SECONDS
+        # The view's positions as this runner last wrote or read them: the store's tracking is the
+        # truth, re-read after a refused (stale) batch, an error, or a drop.
+        self._positions: dict[str, int] | None = None
         self.advanced = False
 
-    async def refresh_redactions(self) -> None:
-        """Read redactions appended since the last call (projections of interactions only)."""
+    async def refresh_redactions(self, force: bool = False) -> None:
+        """Read redactions appended since the last look (projections of interactions only): on
+        every catch-up, and at most every REDACTIONS_CHECK_SECONDS while following the log."""
         if INTERACTIONS not in self.projection.streams:
             return
-        for partition, end in (await self.redactions_log.end_offsets(REDACTIONS)).items():
+        now = time.monotonic()
+        if not force and now - self._redactions_checked < REDACTIONS_CHECK_SECONDS:
+            return
+        self._redactions_checked = now
+        for partition in await self.redactions_log.partitions(REDACTIONS):
             start = self._redactions_read.get(partition, 0)
-            while start < end:
+            while True:
                 result = await self.redactions_log.read(REDACTIONS, partition, start, 1000)
                 for logged in result.events:
                     if isinstance(logged.event, EventsRedacted):
@@ -79,9 +92,13 @@ class Projector:
         `self.advanced` tells whether any position moved (it can move past offsets that hold no
         event, such as Kafka's transaction markers, with zero events read)."""
         await self.refresh_redactions()
-        positions = await self.store.positions(self.name)
-        total = 0
+        if self._positions is None:
+            self._positions = await self.store.positions(self.name)
+        positions = self._positions
         self.advanced = False
+        # Batches of different partitions are independent (each carries its own position), so a
+        # store that applies concurrently (Redis) works on one while the next is read and decoded.
+        applying: list[tuple[str, int, int, asyncio.Future[None]]] = []
         for stream in self.projection.streams:
             for partition in await self.log.partitions(stream):
                 source = f"{stream}/{partition}"
@@ -89,23 +106,48 @@ class Projector:
                 result = await self.log.read(stream, partition, start, self.batch_size)
                 if result.next_offset <= start:
                     continue
-                batch = Batch(next_offsets={source: result.next_offset}, horizon=self.guard_horizon)
-                redactions = self.redactions
-                for item in result.events:
-                    if redactions and redactions.covers(item.event):
-                        continue
-                    effect = self.projection.effect(item.event)
-                    if effect.changes:
-                        if effect.guard is not None:
-                            effect = replace(effect, at=item.position.offset)
-                        batch.effects.append(effect)
-                try:
-                    await self.store.apply(self.name, batch)
-                except StaleTracking:
-                    log.info("%s: %s was applied by another runner; re-reading positions", self.name, source)
-                    return total
-                total += len(result.events)
-                self.advanced = True
+                batch = self._batch(source, result)
+                applied = asyncio.ensure_future(self.store.apply(self.name, batch))
+                applying.append((source, result.next_offset, len(result.events), applied))
+                if not self.store.applies_concurrently(self.name):
+                    await asyncio.wait([applied])
+        return await self._settle(applying, positions)
+
+    def _batch(self, source: str, result: ReadResult) -> Batch:
+        batch = Batch(next_offsets={source: result.next_offset}, horizon=self.guard_horizon)
+        redactions = self.redactions
+        for item in result.events:
+            if redactions and redactions.covers(item.event):
+                continue
+            effect = self.projection.effect(item.event)
+            if effect.changes:
+                if effect.guard is not None:
+                    effect = Effect(effect.changes, effect.guard, item.position.offset)
+                batch.effects.append(effect)
+        return batch
+
+    async def _settle(self, applying: list[tuple[str, int, int, asyncio.Future[None]]], positions: dict[str, int]) -> int:
+        """Wait for the step's batches; record the positions of those applied."""
+        total = 0
+        failure: BaseException | None = None
+        for source, next_offset, events, applied in applying:
+            try:
+                await applied
+            except StaleTracking:
+                log.info("%s: %s was applied by another runner; re-reading positions", self.name, source)
+                self._positions = None
+                continue
+            except BaseException as error:
+                self._positions = None
+                failure = failure or error
+                continue
+            positions[source] = next_offset
+            total += events
+            self.advanced = True
+        if failure is not None:
+            raise failure
+        if not self.advanced:  # idle: look at the store's tracking again (a replay may have reset it)
+            self._positions = None
         return total
 
     async def lag(self) -> dict[str, int]:
@@ -133,6 +175,7 @@ class Projector:
     async def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         """Process until nothing is left to read at the time of the call's last read."""
         total = 0
+        await self.refresh_redactions(force=True)
         while True:
             count = await self.step()
             if progress and count:
@@ -162,6 +205,7 @@ class Projector:
         swap atomically; the others (embedded SQLite, where the demo is offline meanwhile) drop the
         view and rebuild it in place."""
         started = time.perf_counter()
+        self._positions = None
         shadow = self.store.shadow(self.name)
         if shadow is None:
             await self.store.drop(self.name, self.projection.spaces)
@@ -174,4 +218,5 @@ class Projector:
             )
             events = await rebuild.catch_up(progress)
             await self.store.promote(self.name, self.projection.spaces, shadow)
+        self._positions = None
         return ReplayReport(self.name, events, time.perf_counter() - started)

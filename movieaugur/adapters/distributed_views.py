@@ -61,6 +61,9 @@ class RoutedViewStore(ViewStore):
     async def drop(self, projection: str, spaces: Sequence[str]) -> None:
         await self._for_projection(projection).drop(projection, spaces)
 
+    def applies_concurrently(self, projection: str) -> bool:
+        return self._for_projection(projection).applies_concurrently(projection)
+
     def shadow(self, projection: str) -> ViewStore | None:
         """A private copy to rebuild into, where the store behind the projection has one."""
         return self._for_projection(projection).shadow(projection)

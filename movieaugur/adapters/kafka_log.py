@@ -285,6 +285,15 @@ class KafkaEventLog(EventLog):
             consumer = await self._consumer(stream)
             if tp not in consumer.assignment():  # revoked by a rebalance since the caller asked
                 return ReadResult([], start)
+            # Nothing to read at or past the partition's end: say so now rather than wait out the
+            # fetch timeout (a projector reads several partitions per step, often idle ones). The
+            # end is the one the background fetcher last saw (at most one fetch round old); asking
+            # the broker would queue behind the fetcher's long poll on the same connection.
+            end = consumer.last_stable_offset(tp)
+            if end is None:
+                end = (await consumer.end_offsets([tp]))[tp]
+            if start >= end:
+                return ReadResult([], start)
             if await consumer.position(tp) != start:
                 consumer.seek(tp, start)
             fetched = await consumer.getmany(tp, timeout_ms=200, max_records=limit)

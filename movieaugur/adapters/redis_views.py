@@ -117,6 +117,11 @@ def _encode_change(change: ScoreAdd | ScoreMax | DocPut) -> list[Any]:
 
 
 class RedisViewStore(ViewStore):
+    def applies_concurrently(self, projection: str) -> bool:
+        """Each batch is one atomic script; batches of different partitions touch different
+        tracking fields, so they may be in flight together."""
+        return True
+
     def __init__(self, url: str, prefix: str = "ma:", client: Any = None):
         """`client` shares another store's connection (a shadow); that store closes it."""
         # Typed as Any: redis-py types every reply as `bytes | str` whatever decode_responses says;
