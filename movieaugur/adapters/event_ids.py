@@ -21,12 +21,23 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 
+# One round trip for a whole batch: SET id fingerprint EX horizon, for every pair in ARGV.
+_REMEMBER = """
+local prefix, ttl = ARGV[1], tonumber(ARGV[2])
+for i = 3, #ARGV, 2 do
+  redis.call('SET', prefix .. ARGV[i], ARGV[i + 1], 'EX', ttl)
+end
+return (#ARGV - 2) / 2
+"""
+
+
 class RedisEventIds:
     def __init__(self, url: str, prefix: str, horizon_seconds: int):
         # Typed as Any: redis-py types replies as `bytes | str` whatever decode_responses says.
         self.redis: Any = aioredis.from_url(url, decode_responses=True, socket_timeout=2.0)
         self.prefix = prefix
         self.horizon = horizon_seconds
+        self._remember = self.redis.register_script(_REMEMBER)
 
     def _key(self, event_id: str) -> str:
         return f"{self.prefix}eid:{event_id}"
@@ -46,12 +57,12 @@ class RedisEventIds:
 
     async def remember(self, fingerprints: Mapping[str, str]) -> None:
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            for n, (event_id, fingerprint) in enumerate(fingerprints.items(), 1):
-                pipe.set(self._key(event_id), fingerprint, ex=self.horizon)
-                if n % 5000 == 0:
-                    await pipe.execute()
-            await pipe.execute()
+            pairs = list(fingerprints.items())
+            for start in range(0, len(pairs), 5000):
+                args = [f"{self.prefix}eid:", self.horizon]
+                for event_id, fingerprint in pairs[start : start + 5000]:
+                    args += (event_id, fingerprint)
+                await self._remember(args=args)
         except (RedisError, OSError) as error:
             log.warning("event-id index unreachable (%r): %d ids not remembered", error, len(fingerprints))
 

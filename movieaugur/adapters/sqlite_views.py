@@ -186,6 +186,9 @@ class SQLiteViewStore(ViewStore):
         return [found.get(member) for member in members]
 
     async def get_docs(self, space: str, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        if len(keys) == 1:  # the common case (one user's list, one item): a plain key lookup
+            rows = self._read_now("SELECT body FROM docs WHERE space = ? AND key = ?", (space, keys[0]))
+            return [orjson.loads(rows[0][0]) if rows else None]
         found = self._lookup("SELECT key, body FROM docs WHERE space = ? AND key", [space], keys)
         return [orjson.loads(found[key]) if key in found else None for key in keys]
 
