@@ -24,10 +24,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 # System tools the tests use but pip cannot install (tests install nothing themselves):
 # docker-compose (tests/integration/test_compose.py parses infra/compose.yml with it) and nginx (`nginx -t`).
-if [[ ",${1:-}," == *,test,* ]]; then
+# wrk is the load generator of bench/serve_wrk.py (CI runs a smoke of it).
+if [[ ",${1:-}," == *,test,* || ",${1:-}," == *,bench,* ]]; then
   missing=()
   command -v docker-compose >/dev/null || missing+=(docker-compose)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  command -v wrk >/dev/null || missing+=(wrk)
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
       echo "installing ${missing[*]} with apt-get"
@@ -39,5 +41,16 @@ if [[ ",${1:-}," == *,test,* ]]; then
       echo "warning: ${missing[*]} not installed (needs root and apt-get here); the compose tests will fail:" \
            "sudo apt-get install -y ${missing[*]}" >&2
     fi
+  fi
+fi
+# Chromium (Debian's package) for the dashboard's browser test (tests/integration/test_dashboard_browser.py).
+if [[ ",${1:-}," == *,test,* ]] && ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "installing chromium with apt-get"
+    (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+      || echo "warning: installing chromium failed; the dashboard browser test will fail" >&2
+  else
+    echo "warning: chromium not installed (needs root and apt-get here); the dashboard browser test will fail:" \
+         "sudo apt-get install -y chromium" >&2
   fi
 fi
