@@ -65,6 +65,36 @@ async def post_v1_items(request: web.Request) -> web.Response:
     return await _run(request, "items", lambda: request.app[SERVICE].catalog_items(body))
 
 
+def _list_path(request: web.Request) -> tuple[str, str]:
+    return request.match_info["user_id"], request.match_info["list_name"]
+
+
+async def post_list_item(request: web.Request) -> web.Response:
+    body = await _body(request, MAX_ITEM_BODY)
+    user_id, list_name = _list_path(request)
+    return await _run(request, "lists", lambda: request.app[SERVICE].add_to_list(user_id, list_name, body))
+
+
+async def put_list(request: web.Request) -> web.Response:
+    body = await _body(request, MAX_ITEM_BODY)
+    user_id, list_name = _list_path(request)
+    return await _run(request, "lists", lambda: request.app[SERVICE].reorder_list(user_id, list_name, body))
+
+
+async def delete_list_item(request: web.Request) -> web.Response:
+    user_id, list_name = _list_path(request)
+    unknown = sorted(set(request.query) - {"event_id"})
+    if unknown:
+        raise RequestError(400, f"query: field '{unknown[0]}': unknown field (this route takes only event_id)")
+    event_id = request.query.get("event_id") or None
+    if event_id is not None and len(event_id) > 256:
+        raise RequestError(400, "query: field 'event_id': should have at most 256 characters")
+    item_type, item_id = request.match_info["item_type"], request.match_info["item_id"]
+    return await _run(
+        request, "lists", lambda: request.app[SERVICE].remove_from_list(user_id, list_name, item_type, item_id, event_id)
+    )
+
+
 def add_command_routes(app: web.Application, service: CommandService, metrics: Metrics) -> None:
     app[SERVICE] = service
     app[METRICS] = metrics
@@ -72,3 +102,6 @@ def add_command_routes(app: web.Application, service: CommandService, metrics: M
     app.router.add_post("/v1/events", post_v1_events)
     app.router.add_put("/v1/items/{item_type}/{item_id}", put_v1_item)
     app.router.add_post("/v1/items", post_v1_items)
+    app.router.add_post("/v1/users/{user_id}/lists/{list_name}", post_list_item)
+    app.router.add_put("/v1/users/{user_id}/lists/{list_name}", put_list)
+    app.router.add_delete("/v1/users/{user_id}/lists/{list_name}/{item_type}/{item_id}", delete_list_item)

@@ -123,3 +123,45 @@ class ItemWithIdIn(ItemIn):
     item_id: NonEmpty
 
     _type = field_validator("item_type")(_registered)
+
+
+#: Items one reorder (`PUT /v1/users/{user_id}/lists/{list_name}`) may name.
+MAX_LIST_ITEMS = 1000
+
+
+class ListItemRef(_Strict):
+    """An item on a user's list."""
+
+    item_type: str
+    item_id: NonEmpty
+
+    _type = field_validator("item_type")(_registered)
+
+
+class ListItemIn(ListItemRef):
+    """The body of `POST /v1/users/{user_id}/lists/{list_name}`: the item to put at the list's end.
+
+    `event_id` (optional) names this add: a retry with the same id appends nothing, whenever it
+    comes. Without one, the id is derived from the content and the second the add arrived in."""
+
+    event_id: NonEmpty | None = None
+
+
+class ListOrderIn(_Strict):
+    """The body of `PUT /v1/users/{user_id}/lists/{list_name}`: the whole list, in its new order
+    (items it does not name are taken off; an empty list empties it)."""
+
+    items: Annotated[list[ListItemRef], Len(0, MAX_LIST_ITEMS)]
+    event_id: NonEmpty | None = None
+
+    @field_validator("items")
+    @classmethod
+    def _each_once(cls, items: list[ListItemRef]) -> list[ListItemRef]:
+        first: dict[tuple[str, str], int] = {}
+        for index, item in enumerate(items):
+            at = first.setdefault((item.item_type, item.item_id), index)
+            if at != index:
+                raise ValueError(
+                    f"element {index} ({item.item_type} {item.item_id!r}) repeats element {at}: a list holds an item once"
+                )
+        return items

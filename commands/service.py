@@ -22,12 +22,18 @@ from commands.schemas import (
     ItemIn,
     ItemWithIdIn,
     LegacyEvent,
+    ListItemIn,
+    ListItemRef,
+    ListOrderIn,
     ValidationContext,
 )
 from domain.configuration import item_types_of, weights_of
 from domain.events import (
     InteractionRecorded,
     ItemCatalogued,
+    ListItemAdded,
+    ListItemRemoved,
+    ListReordered,
     MovieAugurEvent,
     content_event_id,
     from_unix,
@@ -155,6 +161,60 @@ class CommandService:
         """`POST /v1/items`: a batch of items, each naming its type and id."""
         items = await self._validated(ItemWithIdIn, body)
         return await self._append([catalog_event(item) for item in items])
+
+    # -- users' lists -------------------------------------------------------------------------
+
+    def _list_owner(self, user_id: str, list_name: str) -> None:
+        """The list must be configured (404 naming the configured ones), the user id sane."""
+        if list_name not in self.settings.lists:
+            configured = ", ".join(self.settings.lists) or "none"
+            raise RequestError(404, f"no list {list_name!r}; configured lists: {configured} (MOVIEAUGUR_LISTS)")
+        if len(user_id) > 256:
+            raise RequestError(400, f"field 'user_id': should have at most 256 characters, not {len(user_id)}")
+
+    @staticmethod
+    def _list_event_id(given: str | None, kind: str, content: dict[str, Any], now: float) -> str:
+        """The client's event id, or one derived from the content and the second it arrived in:
+        the same request sent again within that second is a duplicate, while the same content
+        sent later (an item added again after its removal) is a new fact. Any repeat is harmless
+        to the view anyway: adding a listed item keeps its place, removing an absent one is a no-op."""
+        return given or content_event_id(f"list-{kind}", {**content, "second": int(now)})
+
+    async def add_to_list(self, user_id: str, list_name: str, body: bytes) -> AppendResult:
+        """`POST /v1/users/{user_id}/lists/{list_name}`: put an item at the list's end."""
+        self._list_owner(user_id, list_name)
+        item = ListItemIn.model_validate_json(body, context=self.context())
+        now = time.time()
+        fields = {"user_id": user_id, "list_name": list_name, "item_type": item.item_type, "item_id": item.item_id}
+        event = ListItemAdded.new(
+            event_id=self._list_event_id(item.event_id, "add", fields, now), timestamp=from_unix(now), **fields
+        )
+        return await self._append([event])
+
+    async def remove_from_list(
+        self, user_id: str, list_name: str, item_type: str, item_id: str, event_id: str | None = None
+    ) -> AppendResult:
+        """`DELETE /v1/users/{user_id}/lists/{list_name}/{item_type}/{item_id}`."""
+        self._list_owner(user_id, list_name)
+        item = ListItemRef.model_validate({"item_type": item_type, "item_id": item_id}, context=self.context())
+        now = time.time()
+        fields = {"user_id": user_id, "list_name": list_name, "item_type": item.item_type, "item_id": item.item_id}
+        event = ListItemRemoved.new(
+            event_id=self._list_event_id(event_id, "remove", fields, now), timestamp=from_unix(now), **fields
+        )
+        return await self._append([event])
+
+    async def reorder_list(self, user_id: str, list_name: str, body: bytes) -> AppendResult:
+        """`PUT /v1/users/{user_id}/lists/{list_name}`: the whole list in its new order."""
+        self._list_owner(user_id, list_name)
+        order = ListOrderIn.model_validate_json(body, context=self.context())
+        now = time.time()
+        items = [{"item_type": item.item_type, "item_id": item.item_id} for item in order.items]
+        fields: dict[str, Any] = {"user_id": user_id, "list_name": list_name, "items": items}
+        event = ListReordered.new(
+            event_id=self._list_event_id(order.event_id, "order", fields, now), timestamp=from_unix(now), **fields
+        )
+        return await self._append([event])
 
 
 def _conflict(index: int, event_id: str, other: str) -> RequestError:

@@ -24,7 +24,9 @@ ITEMS = "items"
 POPULARITY = "popularity"
 RECOMMENDATIONS = "recommendations"
 REDACTIONS = "redactions"
-STREAMS = (INTERACTIONS, ITEMS, POPULARITY, RECOMMENDATIONS, REDACTIONS)
+LISTS = "lists"
+NOTIFICATIONS = "notifications"
+STREAMS = (INTERACTIONS, ITEMS, POPULARITY, RECOMMENDATIONS, REDACTIONS, LISTS, NOTIFICATIONS)
 
 # What is not an event's content: where it sits in eventsourcing's terms. The time is content only
 # where a client chose it (see `time_is_content`).
@@ -233,6 +235,94 @@ class EventsRedacted(MovieAugurEvent):
         return f"redaction:{self.event_id}"
 
 
+class ListItemAdded(MovieAugurEvent):
+    """A user put an item at the end of one of their named lists (an item already on the list
+    keeps its place). Its time, stamped on arrival, is the item's place in the list."""
+
+    stream: ClassVar[str] = LISTS
+    user_id: str
+    list_name: str
+    item_type: str
+    item_id: str
+
+    @property
+    def key(self) -> str:
+        return self.user_id
+
+    @property
+    def item_key(self) -> str:
+        return f"{self.item_type}:{self.item_id}"
+
+
+class ListItemRemoved(MovieAugurEvent):
+    """A user took an item off one of their named lists (removing an absent item changes nothing)."""
+
+    stream: ClassVar[str] = LISTS
+    user_id: str
+    list_name: str
+    item_type: str
+    item_id: str
+
+    @property
+    def key(self) -> str:
+        return self.user_id
+
+    @property
+    def item_key(self) -> str:
+        return f"{self.item_type}:{self.item_id}"
+
+
+class ListReordered(MovieAugurEvent):
+    """A user's list replaced by exactly these items in this order: items it does not name are
+    off the list afterwards (an empty `items` empties the list)."""
+
+    stream: ClassVar[str] = LISTS
+    user_id: str
+    list_name: str
+    items: list[dict[str, str]]  # [{"item_type": str, "item_id": str}], first first
+
+    @property
+    def key(self) -> str:
+        return self.user_id
+
+
+class ItemArrived(MovieAugurEvent):
+    """An item was catalogued for the first time, and who was told (recorded once per item by the
+    arrival notifier, offline/arrival_notifier.py, in one append with those users' `UserNotified`).
+
+    Its time is the time of that first catalogue event: the fact that dates the item in "new
+    arrivals", on a stream that is never compacted, so a replay dates every item as before even
+    when the compacted items topic has kept only the item's latest record. Its id is derived from
+    the item alone; `notified` is content, so a second decision about the same item that differs
+    from the first conflicts with it and is refused whole."""
+
+    stream: ClassVar[str] = NOTIFICATIONS
+    item_type: str
+    item_id: str
+    categories: list[str] | None = None
+    notified: list[str] | None = None  # the users told about it, best suited first
+
+    @property
+    def key(self) -> str:
+        return f"arrival:{self.item_type}:{self.item_id}"
+
+
+class UserNotified(MovieAugurEvent):
+    """Something was announced to one user: today a new arrival (`kind` "new_arrival") that suits
+    the user's history, with the reason it was chosen."""
+
+    stream: ClassVar[str] = NOTIFICATIONS
+    user_id: str
+    kind: str
+    item_type: str
+    item_id: str
+    reason: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.user_id
+
+
 EVENT_TYPES: tuple[type[MovieAugurEvent], ...] = (
     InteractionRecorded,
     ItemCatalogued,
@@ -241,4 +331,9 @@ EVENT_TYPES: tuple[type[MovieAugurEvent], ...] = (
     SimilarItemsPublished,
     ModelPublished,
     EventsRedacted,
+    ListItemAdded,
+    ListItemRemoved,
+    ListReordered,
+    ItemArrived,
+    UserNotified,
 )

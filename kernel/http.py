@@ -19,6 +19,7 @@ import traceback
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -38,6 +39,21 @@ CLIENT_CLOSED = 499
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/"})
 _WRITES = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+
+#: The id of the request being answered, set by the `observe` middleware for the time of the
+#: request (None outside one), so log records can name it (RequestIdFilter).
+REQUEST_ID: ContextVar[str | None] = ContextVar("movieaugur_request_id", default=None)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` to a record logged while a request is answered (nothing otherwise).
+    Put it on a handler: a logger's filters do not see records propagated from its children."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = REQUEST_ID.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        return True
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -187,6 +203,7 @@ def build_middlewares(
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         request_id = _request_id(request)
+        request_id_token = REQUEST_ID.set(request_id)
         status = 500
         try:
             response = await _answer(request, handler, request_id)
@@ -201,6 +218,7 @@ def build_middlewares(
             status = CLIENT_CLOSED
             raise
         finally:
+            REQUEST_ID.reset(request_id_token)
             route = _route_name(request)
             metrics.requests.labels(request.method, route, str(status)).inc()
             metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)

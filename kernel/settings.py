@@ -7,11 +7,12 @@ its environment alone (12-factor) and the README can document each variable in o
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_ACTION_WEIGHTS: dict[str, float] = {
@@ -22,6 +23,11 @@ DEFAULT_ACTION_WEIGHTS: dict[str, float] = {
     "watchlist": 2.0,
     "rating": 1.0,
 }
+
+
+_LIST_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+ListEffect = Literal["exclude", "boost", "none"]
+_EXCLUDE: ListEffect = "exclude"
 
 
 def _default_data_dir() -> Path:
@@ -35,6 +41,8 @@ class Settings(BaseSettings):
 
     mode: Literal["embedded", "distributed"] = "embedded"
     data_dir: Path = Field(default_factory=_default_data_dir)
+    # Every log line one JSON object (time, level, logger, message, request_id, exception).
+    log_json: bool = False
 
     # Domain data: item types and how much each action counts.
     item_types: Annotated[tuple[str, ...], NoDecode] = ("movie", "series")
@@ -73,6 +81,24 @@ class Settings(BaseSettings):
     # Recommendations.
     default_model: str = "default"
     recommendations_per_user: int = 100
+    # Fresh recommendations at query time (queries/fresh.py, offline/serving.py): fold the user's
+    # current interactions into the published model version; give cold items a share of the slots;
+    # demote what is like a disliked item.
+    fold_in: bool = True
+    fold_in_max_history: int = Field(1000, ge=1, le=100_000)
+    cold_item_share: float = Field(0.1, ge=0.0, le=1.0)
+    cold_item_min_affinity: float = Field(0.05, ge=0.0, le=1.0)
+    dislike_penalty: float = Field(1.0, ge=0.0, le=100.0)
+
+    # Users' named lists (names like item types: lower-case letters, digits, '-', '_') and what
+    # each does to recommendations: exclude (its items are left out), boost (those the model
+    # ranked come first) or none (lists not named here).
+    lists: Annotated[tuple[str, ...], NoDecode] = ("watchlist",)
+    list_effects: Annotated[dict[str, ListEffect], NoDecode] = Field(default_factory=lambda: {"watchlist": _EXCLUDE})
+    # New-arrival notifications: how many best-suited users one new title is announced to (0:
+    # none), and how old (days since first catalogued) an arrival may be to be announced (0: any).
+    arrival_notify_users: int = Field(20, ge=0, le=10_000)
+    arrival_notify_max_age_days: float = Field(7.0, ge=0.0)
 
     # Distributed mode.
     topic_prefix: str = "movieaugur."
@@ -89,6 +115,18 @@ class Settings(BaseSettings):
 
     # Offline.
     train_time_budget_seconds: float = 120.0
+    # The columnar interaction snapshot (`movieaugur snapshot`); default <data_dir>/snapshot/interactions.
+    # Distributed: a path every machine that trains sees (a shared volume).
+    snapshot_dir: Path | None = None
+    # Where training reads interactions: "auto" = the snapshot when one was built, else the log.
+    train_source: Literal["auto", "log", "snapshot"] = "auto"
+    # What one training run may use; EASE and the tuner's sample are sized to it.
+    train_memory_gb: float = Field(8.0, gt=0)
+    # `train --engine spark`: Spark master URL (local[2], or spark://host:7077), driver memory, and a
+    # work folder the driver and the workers share (default <data_dir>/snapshot/spark-work).
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "4g"
+    spark_work_dir: Path | None = None
     tmdb_api_key: str = ""
     tmdb_bearer_token: str = ""
     tmdb_base_url: str = "https://api.themoviedb.org"
@@ -121,6 +159,49 @@ class Settings(BaseSettings):
                     parsed[name.strip()] = float(number)
             return {**DEFAULT_ACTION_WEIGHTS, **parsed}
         return value
+
+    @field_validator("lists", mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any) -> Any:
+        return cls._split_list(value)
+
+    @field_validator("lists")
+    @classmethod
+    def _list_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not _LIST_NAME.match(name):
+                raise ValueError(f"list name {name!r} is not valid: use lower-case letters, digits, '-' or '_' (at most 32)")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("list_effects", mode="before")
+    @classmethod
+    def _parse_list_effects(cls, value: Any) -> Any:
+        """Accept JSON (`{"watchlist": "exclude"}`) or `watchlist=exclude,favourites=boost`."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                return json.loads(text)
+            parsed = {}
+            for part in filter(None, (p.strip() for p in text.split(","))):
+                name, _, effect = part.partition("=")
+                parsed[name.strip()] = effect.strip()
+            return parsed
+        return value
+
+    @model_validator(mode="after")
+    def _effects_name_lists(self) -> Settings:
+        """An effect set for a list that is not configured is a mistake (a typo): refuse it. The
+        default (watchlist=exclude) simply does not apply when no watchlist is configured."""
+        unknown = sorted(set(self.list_effects) - set(self.lists))
+        if unknown and "list_effects" in self.model_fields_set:
+            raise ValueError(
+                f"MOVIEAUGUR_LIST_EFFECTS names {', '.join(unknown)}, not in MOVIEAUGUR_LISTS ({', '.join(self.lists) or 'none'})"
+            )
+        return self
+
+    def list_effect(self, name: str) -> str:
+        """What list `name` does to recommendations: exclude, boost or none."""
+        return self.list_effects.get(name, "none") if name in self.lists else "none"
 
     @property
     def max_body_bytes(self) -> int:

@@ -19,8 +19,11 @@ from commands.http import add_command_routes
 from commands.service import CommandService
 from kernel.http import Metrics, build_middlewares, json_response
 from movieaugur.bootstrap import Container
+from movieaugur.dashboard import add_dashboard_routes
 from movieaugur.local_views import LocalCatalog
 from movieaugur.openapi import add_docs_routes, build_spec
+from offline.arrival_notifier import ArrivalNotifier
+from offline.serving import ModelRuntime
 from queries.http import add_query_routes, read_errors
 from queries.service import QueryService
 
@@ -51,7 +54,13 @@ def create_app(container: Container, roles: Iterable[str] = ROLES) -> web.Applic
         catalog = LocalCatalog(container.log)
         container.local_projectors.append(catalog.projector)
         app.cleanup_ctx.append(catalog.followed)
-        add_query_routes(app, QueryService(container.store, settings, catalog=catalog.store), metrics)
+        # fold-in and the content model (offline/serving.py) behind the query side's port (queries/fresh.py)
+        runtime = ModelRuntime(settings)
+        catalog.store.listeners.append(runtime.catalog_changed)
+        catalog.when_caught_up.append(runtime.warm_up)
+        service = QueryService(container.store, settings, catalog=catalog.store, runtime=runtime)
+        add_query_routes(app, service, metrics)
+        add_dashboard_routes(app, container, service, metrics)  # /dashboard: HTML over the same reads
     spec = build_spec(settings.max_batch, settings)
 
     async def healthz(_: web.Request) -> web.Response:
@@ -106,6 +115,8 @@ async def _projectors_running(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(projector.run(stop), name=f"projector:{projector.name}")
         for projector in container.projectors(follow=True)
     ]
+    notifier = ArrivalNotifier(container.log, container.store, container.settings)  # appends arrivals, notifications
+    tasks.append(asyncio.create_task(notifier.run(stop), name=f"reactor:{notifier.name}"))
     yield
     stop.set()
     for task in tasks:

@@ -472,25 +472,41 @@ class AsyncClient:
     async def item_types(self) -> list[str]:
         return cast(list[str], (await self._request("GET", "/v1/item-types"))["item_types"])
 
-    # -- the lists API (issue 14; the server's /v1/users/{user_id}/lists routes do not exist
-    # yet: these are thin calls to them, untested until the routes land) ----------------------
+    # -- users' lists (GET/POST/PUT/DELETE /v1/users/{user_id}/lists...) ------------------------
+    # Every write carries an event_id fixed before the first attempt, so a retry appends nothing.
 
     def _list_path(self, user_id: str, list_name: str) -> str:
         return f"/v1/users/{_segment(user_id)}/lists/{_segment(list_name)}"
 
-    async def lists(self, user_id: str, list_name: str) -> dict[str, Any]:
-        """Lists API: a user's named list (GET /v1/users/{user_id}/lists/{list_name})."""
-        return cast(dict[str, Any], await self._request("GET", self._list_path(user_id, list_name)))
+    async def lists(self, user_id: str, list_name: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """Without `list_name`, the user's lists with their item counts and effects (GET
+        /v1/users/{user_id}/lists); with it, that list's items in order (GET .../lists/{list_name})."""
+        if list_name is None:
+            return cast(dict[str, Any], await self._request("GET", f"/v1/users/{_segment(user_id)}/lists"))
+        params = _params(limit=limit, offset=offset)
+        return cast(dict[str, Any], await self._request("GET", self._list_path(user_id, list_name), params=params))
 
-    async def add_to_list(self, user_id: str, list_name: str, item_type: str, item_id: str) -> dict[str, Any]:
-        """Lists API: add an item (POST /v1/users/{user_id}/lists/{list_name}, {"item_type", "item_id"})."""
-        body = orjson.dumps({"item_type": item_type, "item_id": item_id})
+    async def add_to_list(self, user_id: str, list_name: str, item_type: str, item_id: str,
+                          event_id: str | None = None) -> dict[str, Any]:
+        """Put an item at the end of a list (POST /v1/users/{user_id}/lists/{list_name}); an item
+        already on it keeps its place."""
+        body = orjson.dumps({"item_type": item_type, "item_id": item_id, "event_id": event_id or str(uuid.uuid4())})
         return cast(dict[str, Any], await self._request("POST", self._list_path(user_id, list_name), body=body))
 
-    async def remove_from_list(self, user_id: str, list_name: str, item_type: str, item_id: str) -> dict[str, Any]:
-        """Lists API: remove an item (DELETE /v1/users/{user_id}/lists/{list_name}/{item_type}/{item_id})."""
+    async def remove_from_list(self, user_id: str, list_name: str, item_type: str, item_id: str,
+                               event_id: str | None = None) -> dict[str, Any]:
+        """Take an item off a list (DELETE /v1/users/{user_id}/lists/{list_name}/{item_type}/{item_id})."""
         path = f"{self._list_path(user_id, list_name)}/{_segment(item_type)}/{_segment(item_id)}"
-        return cast(dict[str, Any], await self._request("DELETE", path))
+        params = {"event_id": event_id or str(uuid.uuid4())}
+        return cast(dict[str, Any], await self._request("DELETE", path, params=params))
+
+    async def reorder_list(self, user_id: str, list_name: str, items: Iterable[tuple[str, str]],
+                           event_id: str | None = None) -> dict[str, Any]:
+        """Replace a list by these (item_type, item_id) items in this order (PUT
+        /v1/users/{user_id}/lists/{list_name}); items not named are taken off, none empties it."""
+        body = orjson.dumps({"items": [{"item_type": t, "item_id": i} for t, i in items],
+                             "event_id": event_id or str(uuid.uuid4())})
+        return cast(dict[str, Any], await self._request("PUT", self._list_path(user_id, list_name), body=body))
 
 
 def _shift_indexes(error: BadRequest | Conflict, start: int) -> None:
@@ -586,17 +602,20 @@ class Client:
     def item_types(self) -> list[str]:
         return self._run(self._async.item_types())
 
-    def lists(self, user_id: str, list_name: str) -> dict[str, Any]:
-        """Lists API (routes not yet on the server)."""
-        return self._run(self._async.lists(user_id, list_name))
+    def lists(self, user_id: str, list_name: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        return self._run(self._async.lists(user_id, list_name, limit, offset))
 
-    def add_to_list(self, user_id: str, list_name: str, item_type: str, item_id: str) -> dict[str, Any]:
-        """Lists API (routes not yet on the server)."""
-        return self._run(self._async.add_to_list(user_id, list_name, item_type, item_id))
+    def add_to_list(self, user_id: str, list_name: str, item_type: str, item_id: str,
+                    event_id: str | None = None) -> dict[str, Any]:
+        return self._run(self._async.add_to_list(user_id, list_name, item_type, item_id, event_id))
 
-    def remove_from_list(self, user_id: str, list_name: str, item_type: str, item_id: str) -> dict[str, Any]:
-        """Lists API (routes not yet on the server)."""
-        return self._run(self._async.remove_from_list(user_id, list_name, item_type, item_id))
+    def remove_from_list(self, user_id: str, list_name: str, item_type: str, item_id: str,
+                         event_id: str | None = None) -> dict[str, Any]:
+        return self._run(self._async.remove_from_list(user_id, list_name, item_type, item_id, event_id))
+
+    def reorder_list(self, user_id: str, list_name: str, items: Iterable[tuple[str, str]],
+                     event_id: str | None = None) -> dict[str, Any]:
+        return self._run(self._async.reorder_list(user_id, list_name, items, event_id))
 
 
 async def _awaited(awaitable: Awaitable[T]) -> T:

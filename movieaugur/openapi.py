@@ -24,10 +24,17 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from commands.http import MAX_ITEM_BODY
-from commands.schemas import InteractionIn, ItemIn, ItemWithIdIn, LegacyEvent
+from commands.schemas import InteractionIn, ItemIn, ItemWithIdIn, LegacyEvent, ListItemIn, ListOrderIn
 from kernel.http import json_response
 from kernel.settings import Settings
-from queries.params import LegacyListParams, ListParams, PopularityParams, RecommendationParams, SimilarParams
+from queries.params import (
+    ArrivalsParams,
+    LegacyListParams,
+    ListParams,
+    PopularityParams,
+    RecommendationParams,
+    SimilarParams,
+)
 
 log = logging.getLogger(__name__)
 
@@ -332,6 +339,16 @@ def _operation(
     return op
 
 
+def _redirect(operation_id: str, summary: str, tag: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """An operation that answers with a redirect (302) instead of content."""
+    op = _operation(operation_id, summary, tag, {}, parameters=parameters, errors=("401",), security=_OPTIONAL_KEY)
+    del op["responses"]["200"]
+    op["responses"] = {"302": {"description": "Found: the page to go to", "headers": {
+        "X-Request-Id": _REQUEST_ID_HEADER, "Location": {"schema": {"type": "string"}, "description": "where the page is"}}},
+        **op["responses"]}
+    return op
+
+
 def _model_schemas(ref_template: str) -> dict[str, Any]:
     models: list[type[BaseModel]] = [LegacyEvent, InteractionIn, ItemIn, ItemWithIdIn]
     _, top = models_json_schema([(m, "validation") for m in models], ref_template=ref_template)
@@ -362,6 +379,139 @@ def _constrain(schemas: dict[str, Any], settings: Settings | None) -> None:
     )
 
 
+# -- users' lists, new arrivals, notifications -----------------------------------------------------
+
+_LIST_ITEMS = [{**{k: v for k, v in _HEAT.items() if k != "score"}, "placed_at": _T, "position": 0},
+               {**{k: v for k, v in _ALIEN.items() if k != "score"}, "placed_at": _T + 60, "position": 1}]
+_NOTICE = {"id": "notice:1f2e3d4c5b6a79880a1b2c3d", "kind": "new_arrival", "notified_at": _T,
+           "reason": {"categories": ["Crime"], "affinity": 7}, "item": {k: v for k, v in _HEAT.items() if k != "score"}}
+_COLLECTION_SCHEMAS: dict[str, Any] = {
+    "UserLists": {
+        "type": "object",
+        "required": ["user_id", "lists"],
+        "properties": {"user_id": {"type": "string"}, "lists": {"type": "array", "items": {
+            "type": "object", "required": ["name", "count", "effect"],
+            "properties": {"name": {"type": "string"}, "count": {"type": "integer", "minimum": 0},
+                           "effect": {"enum": ["exclude", "boost", "none"],
+                                      "description": "what the list does to recommendations (MOVIEAUGUR_LIST_EFFECTS)"}}}}},
+    },
+    "ListedItem": {
+        "type": "object",
+        "required": ["id", "object_type", "placed_at", "position"],
+        "properties": {**_ITEM_FIELDS,
+                       "placed_at": {"type": "integer", "description": "Unix seconds: when the item got its place (added, or the list reordered)"},
+                       "position": {"type": "integer", "minimum": 0, "description": "its place in the list, from 0"}},
+    },
+    "ListPage": {
+        "type": "object",
+        "required": ["user_id", "list", "effect", "offset", "items"],
+        "properties": {"user_id": {"type": "string"}, "list": {"type": "string"}, "effect": {"enum": ["exclude", "boost", "none"]},
+                       "offset": {"type": "integer"}, "items": {"type": "array", "items": {"$ref": _SCHEMAS + "ListedItem"}}},
+    },
+    "ArrivedItem": {
+        "type": "object",
+        "required": ["id", "object_type", "arrived_at"],
+        "properties": {**_ITEM_FIELDS, "arrived_at": {"type": "integer", "description": "Unix seconds: when it was first catalogued"}},
+    },
+    "ArrivalsPage": {
+        "type": "object",
+        "required": ["item_type", "category", "offset", "items"],
+        "properties": {"item_type": {"type": "string"}, "category": {"type": ["string", "null"]}, "offset": {"type": "integer"},
+                       "items": {"type": "array", "items": {"$ref": _SCHEMAS + "ArrivedItem"}}},
+    },
+    "Notification": {
+        "type": "object",
+        "required": ["id", "kind", "notified_at", "reason", "item"],
+        "properties": {
+            "id": {"type": "string"}, "kind": {"type": "string", "description": "new_arrival"},
+            "notified_at": {"type": "integer", "description": "Unix seconds"},
+            "reason": {"type": "object", "description": "why this user: the item's categories in the user's history and how many history items are in them",
+                       "properties": {"categories": {"type": "array", "items": {"type": "string"}}, "affinity": {"type": "integer"}}},
+            "item": {"type": "object", "required": ["id", "object_type"], "properties": _ITEM_FIELDS},
+        },
+    },
+    "Notifications": {
+        "type": "object",
+        "required": ["user_id", "offset", "notifications"],
+        "properties": {"user_id": {"type": "string"}, "offset": {"type": "integer"},
+                       "notifications": {"type": "array", "items": {"$ref": _SCHEMAS + "Notification"}}},
+    },
+}
+
+
+def _collection_schemas(settings: Settings | None) -> dict[str, Any]:
+    """The list write bodies (from their pydantic models) and the answers of the routes below."""
+    _, top = models_json_schema([(m, "validation") for m in (ListItemIn, ListOrderIn)], ref_template=_SCHEMAS + "{model}")
+    schemas: dict[str, Any] = {**top["$defs"], **_COLLECTION_SCHEMAS}
+    if settings is not None:
+        for name in ("ListItemIn", "ListItemRef"):
+            schemas[name]["properties"]["item_type"]["enum"] = list(settings.item_types)
+    for name in ("ListItemIn", "ListOrderIn"):
+        schemas[name]["properties"]["event_id"]["description"] = (
+            "optional: names this write, so a retry with the same id appends nothing whenever it comes; without it, "
+            "the id is derived from the content and the second the write arrived in")
+    return schemas
+
+
+def _collection_paths(settings: Settings | None, path: Any, ref: Any) -> dict[str, Any]:
+    """Users' lists (writes need a key when keys are set), new arrivals and notifications."""
+    lists = list(settings.lists) if settings is not None else ["watchlist"]
+    list_name = [{"name": "list_name", "in": "path", "required": True, "schema": {"type": "string", "enum": lists} if lists else
+                  {"type": "string"}, "example": lists[0] if lists else "watchlist",
+                  "description": "a configured list (MOVIEAUGUR_LISTS); another name is a 404 naming them"}]
+    list_writes = ("400", "401", "404", "409", "413", "503")
+    one = _ok("Recorded (a duplicate of an event already in the log is counted, not appended again)", ref("Appended"),
+              {"appended": 1, "duplicates": 0})
+    return {
+        "/v1/users/{user_id}/lists": {"get": _operation(
+            "getUserLists", "A user's lists: each configured list with its item count and effect", "queries",
+            _ok("The lists", ref("UserLists"), {"user_id": "u1", "lists": [{"name": "watchlist", "count": 2, "effect": "exclude"}]}),
+            parameters=path("user_id"), errors=("401",), security=_OPTIONAL_KEY)},
+        "/v1/users/{user_id}/lists/{list_name}": {
+            "get": _operation(
+                "getUserList", "The items of one list, in order, with catalog metadata", "queries",
+                _ok("The list's items, first first", ref("ListPage"),
+                    {"user_id": "u1", "list": "watchlist", "effect": "exclude", "offset": 0, "items": _LIST_ITEMS}),
+                parameters=path("user_id") + list_name + _query(ListParams), errors=("400q", "401", "404"), security=_OPTIONAL_KEY),
+            "post": _operation(
+                "addToList", "Add an item at the end of a list", "commands", one,
+                description="An item already on the list keeps its place. Recorded as a `ListItemAdded` event; the lists view "
+                            "follows within moments.",
+                parameters=path("user_id") + list_name,
+                body={"schema": ref("ListItemIn"), "example": {"item_type": "movie", "item_id": "m1"}},
+                errors=list_writes, security=_NEEDS_KEY),
+            "put": _operation(
+                "reorderList", "Replace a list by these items, in this order", "commands", one,
+                description="Items the body does not name are taken off the list; `{\"items\": []}` empties it. Items added "
+                            "afterwards go after these.",
+                parameters=path("user_id") + list_name,
+                body={"schema": ref("ListOrderIn"), "example": {"items": [{"item_type": "movie", "item_id": "m2"},
+                                                                          {"item_type": "movie", "item_id": "m1"}]}},
+                errors=list_writes, security=_NEEDS_KEY),
+        },
+        "/v1/users/{user_id}/lists/{list_name}/{item_type}/{item_id}": {"delete": _operation(
+            "removeFromList", "Take an item off a list", "commands", one,
+            description="Removing an item that is not on the list changes nothing. `event_id` (optional) names this removal.",
+            parameters=path("user_id") + list_name + path("item_type", "item_id") + [
+                {"name": "event_id", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 256},
+                 "example": "6c1f0d2e-remove-m1"}],
+            errors=("400", "401", "404", "409", "503"), security=_NEEDS_KEY)},
+        "/v1/new-arrivals/{item_type}": {"get": _operation(
+            "getNewArrivals", "Recently catalogued items, newest first", "queries",
+            _ok("Items by the time they were first catalogued, newest first", ref("ArrivalsPage"),
+                {"item_type": "movie", "category": "Crime", "offset": 0,
+                 "items": [{**{k: v for k, v in _HEAT.items() if k != "score"}, "arrived_at": _T}]}),
+            description="Re-cataloguing an item does not move it. Users whose history suits a new arrival best are notified "
+                        "(GET /v1/users/{user_id}/notifications).",
+            parameters=path("item_type") + _query(ArrivalsParams, {"category": "Crime"}),
+            errors=("400q", "401", "404"), security=_OPTIONAL_KEY)},
+        "/v1/users/{user_id}/notifications": {"get": _operation(
+            "getNotifications", "A user's notifications (new arrivals that suit them), newest first", "queries",
+            _ok("The notifications", ref("Notifications"), {"user_id": "u1", "offset": 0, "notifications": [_NOTICE]}),
+            parameters=path("user_id") + _query(ListParams), errors=("400q", "401"), security=_OPTIONAL_KEY)},
+    }
+
+
 # -- the document ------------------------------------------------------------------------------
 
 
@@ -373,6 +523,7 @@ def build_spec(max_batch: int, settings: Settings | None = None) -> dict[str, An
     schemas = _model_schemas(_SCHEMAS + "{model}")
     _constrain(schemas, settings)
     schemas.update(EXTRA_SCHEMAS)
+    schemas.update(_collection_schemas(settings))
 
     def batch(model: str, example: list[dict[str, Any]], what: str) -> dict[str, Any]:
         return {
@@ -493,7 +644,25 @@ def build_spec(max_batch: int, settings: Settings | None = None) -> dict[str, An
         "/": {"get": _operation(
             "getHome", "Home page: links to the docs and the dashboard", "docs",
             _ok("An HTML page", html_page, "<!doctype html>...", media="text/html"))},
+        "/dashboard": {"get": _operation(
+            "getDashboard", "Dashboard: popularity, model registry, projector lag, ingest and error rates", "dashboard",
+            _ok("An HTML page (server-rendered, no scripts)", html_page, "<!doctype html>...", media="text/html"),
+            description="Popularity per item type and window; every published model version with held-out NDCG@100 "
+                        "against popularity and a chart of it over time; projector positions and lag; the log's size, "
+                        "this process's request, append and rejection counters and their per-minute rates.",
+            errors=("401",), security=_OPTIONAL_KEY)},
+        "/dashboard/users": {"get": _redirect(
+            "getDashboardUserForm", "The dashboard's user form: redirects to /dashboard/users/{user_id}", "dashboard",
+            [{"name": "user_id", "in": "query", "required": False, "schema": {"type": "string"}, "example": "u1",
+              "description": "the user to explore; empty: back to /dashboard"}])},
+        "/dashboard/users/{user_id}": {"get": _operation(
+            "getDashboardUser", "Dashboard of one user: history and every published model's recommendations", "dashboard",
+            _ok("An HTML page (server-rendered, no scripts)", html_page, "<!doctype html>...", media="text/html"),
+            description="The user's history, the recommendations of each published model side by side and the "
+                        "popularity fallback.",
+            parameters=path("user_id"), errors=("401",), security=_OPTIONAL_KEY)},
     }
+    paths.update(_collection_paths(settings, path, ref))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -509,6 +678,7 @@ def build_spec(max_batch: int, settings: Settings | None = None) -> dict[str, An
             {"name": "queries", "description": "Reads from the views"},
             {"name": "operations", "description": "Health, readiness and metrics"},
             {"name": "docs", "description": "This document, the docs page and the home page"},
+            {"name": "dashboard", "description": "HTML pages for people: what the system knows and how it is doing"},
         ],
         "paths": paths,
         "components": {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from offline.ingest.collectors import collect_metadata_into, collect_popularity_
 from offline.ingest.movielens import import_movielens
 from offline.ingest.sample import generate_sample
 from offline.training.pipeline import TrainReport, train_and_publish
+from offline.training.snapshot import describe as describe_snapshot
+from offline.training.snapshot import update_snapshot
 from projections.registry import build_projections
 from projections.runner import ReplayReport
 
@@ -61,6 +64,8 @@ async def train(
     time_budget: float | None = None,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    engine: str = "implicit",
+    source: str | None = None,
 ) -> TrainReport:
     settings = container.settings
     return await train_and_publish(
@@ -72,7 +77,37 @@ async def train(
         models_dir=settings.models_dir,
         force=force,
         progress=progress,
+        source=source or settings.train_source,
+        snapshot_dir=snapshot_folder(settings),
+        engine=engine,
+        memory_budget_bytes=int(settings.train_memory_gb * 2**30),
+        spark=spark_options(settings) if engine == "spark" else None,
     )
+
+
+def snapshot_folder(settings: Settings) -> Path:
+    """Where the columnar interaction snapshot lives (MOVIEAUGUR_SNAPSHOT_DIR)."""
+    return settings.snapshot_dir or settings.data_dir / "snapshot" / "interactions"
+
+
+def spark_options(settings: Settings) -> dict[str, Any]:
+    """`train --engine spark`: the master, driver memory and a work folder the workers share."""
+    work = settings.spark_work_dir or snapshot_folder(settings).parent / "spark-work"
+    return {"master": settings.spark_master, "driver_memory": settings.spark_driver_memory, "work_dir": work}
+
+
+async def snapshot(
+    container: Container, rebuild: bool = False, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    """Bring the columnar interaction snapshot up to the log's end (build it on first use);
+    `rebuild` deletes it first. Safe to interrupt and repeat: the manifest commits each segment."""
+    folder = snapshot_folder(container.settings)
+    if rebuild:
+        shutil.rmtree(folder, ignore_errors=True)
+    report = await update_snapshot(folder, container.log, progress=progress)
+    done = asdict(report)
+    done["segments_written"], done["orphans_removed"] = done.pop("segments"), done.pop("orphans")
+    return {"folder": str(folder), **done, **describe_snapshot(folder)}
 
 
 def replayable(container: Container) -> list[str]:
@@ -171,6 +206,7 @@ def wipe_embedded_state(data_dir: Path) -> None:
         for suffix in ("", "-wal", "-shm"):
             (data_dir / f"{name}{suffix}").unlink(missing_ok=True)
     shutil.rmtree(data_dir / "models", ignore_errors=True)
+    shutil.rmtree(data_dir / "snapshot", ignore_errors=True)  # derived from the log just deleted
 
 
 def elapsed(since: float) -> str:

@@ -12,6 +12,7 @@ from kernel.settings import Settings
 from movieaugur.app import create_app
 from movieaugur.bootstrap import Container, bootstrap
 from movieaugur.progress import say
+from offline.arrival_notifier import ArrivalNotifier
 
 
 def port_for(settings: Settings, roles: set[str]) -> int:
@@ -57,4 +58,5 @@ async def _projectors_only(container: Container) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     say(f"projecting {', '.join(container.projections)} (Ctrl-C to stop)")
-    await asyncio.gather(*(projector.run(stop) for projector in container.projectors(follow=True)))
+    notifier = ArrivalNotifier(container.log, container.store, container.settings)  # appends arrivals, notifications
+    await asyncio.gather(*(projector.run(stop) for projector in container.projectors(follow=True)), notifier.run(stop))

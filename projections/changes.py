@@ -1,8 +1,9 @@
 """The vocabulary in which projections describe view updates, and the port that stores them.
 
 Projection logic is written once, as pure functions from an event to a list of changes. A change is
-one of three data-structure operations that every store does natively: add to a score (a Redis
-sorted set, an SQL upsert), keep the maximum score, and replace a document. A store applies a batch
+one of four data-structure operations that every store does natively: add to a score (a Redis
+sorted set, an SQL upsert), keep the maximum score, remove a member (or a whole sorted set), and
+replace a document. A store applies a batch
 of changes together with the batch's tracking positions in one atomic step, which is what gives a
 view exactly-once effect over an at-least-once log.
 """
@@ -36,6 +37,17 @@ class ScoreMax:
 
 
 @dataclass(frozen=True, slots=True)
+class ScoreRemove:
+    """Remove `member` from the sorted set (space, key), or, with `member` None, the whole sorted
+    set. Idempotent (removing what is absent changes nothing), so it needs no guard: a batch of
+    ScoreMax and ScoreRemove changes applied twice leaves what applying it once left."""
+
+    space: str
+    key: str
+    member: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DocPut:
     """Replace the document at (space, key)."""
 
@@ -44,7 +56,7 @@ class DocPut:
     doc: dict[str, Any]
 
 
-Change = ScoreAdd | ScoreMax | DocPut
+Change = ScoreAdd | ScoreMax | ScoreRemove | DocPut
 
 
 #: How many offsets of one log partition a view remembers an applied event id for, by default.

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from domain.weights import ActionWeights
+from projections.arrivals import ArrivalsProjection
 from projections.base import Projection
 from projections.catalog import CatalogProjection
 from projections.history import HistoryProjection
+from projections.lists import ListsProjection
 from projections.matrix import UserItemMatrixProjection
+from projections.notifications import NotificationsProjection
 from projections.popularity import PopularityProjection
 from projections.recommendations import RecommendationsProjection
 
@@ -18,5 +21,8 @@ def build_projections(weights: ActionWeights) -> dict[str, Projection]:
         CatalogProjection(),
         RecommendationsProjection(),
         UserItemMatrixProjection(weights),
+        ListsProjection(),
+        ArrivalsProjection(),
+        NotificationsProjection(),
     ]
     return {p.name: p for p in projections}

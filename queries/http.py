@@ -9,11 +9,21 @@ from pydantic import BaseModel, ValidationError
 
 from kernel.errors import describe
 from kernel.http import Handler, Metrics, error_response, json_response
-from queries.params import LegacyListParams, ListParams, NoParams, PopularityParams, RecommendationParams, SimilarParams
+from queries.collections import CollectionQueries
+from queries.params import (
+    ArrivalsParams,
+    LegacyListParams,
+    ListParams,
+    NoParams,
+    PopularityParams,
+    RecommendationParams,
+    SimilarParams,
+)
 from queries.popularity import BadWindow
 from queries.service import NotFound, QueryService, Ranked
 
 SERVICE = web.AppKey("query_service", QueryService)
+COLLECTIONS = web.AppKey("collection_queries", CollectionQueries)
 METRICS = web.AppKey("query_metrics", Metrics)
 P = TypeVar("P", bound=BaseModel)
 
@@ -107,7 +117,7 @@ async def item(request: web.Request) -> web.Response:
 async def similar(request: web.Request) -> web.Response:
     q = params(request, SimilarParams)
     ranked = await request.app[SERVICE].similar(
-        request.match_info["item_type"], request.match_info["item_id"], q.model, q.limit
+        request.match_info["item_type"], request.match_info["item_id"], q.model, q.limit, q.item_type
     )
     return json_response(_v1(ranked, item_type=request.match_info["item_type"], item_id=request.match_info["item_id"]))
 
@@ -137,8 +147,40 @@ async def item_types(request: web.Request) -> web.Response:
     return json_response({"item_types": list(request.app[SERVICE].registry.names)})
 
 
+# -- lists, new arrivals, notifications ---------------------------------------------------------
+
+
+async def user_lists(request: web.Request) -> web.Response:
+    params(request, NoParams)
+    user_id = request.match_info["user_id"]
+    return json_response({"user_id": user_id, "lists": await request.app[COLLECTIONS].lists(user_id)})
+
+
+async def user_list(request: web.Request) -> web.Response:
+    q = params(request, ListParams)
+    user_id, name = request.match_info["user_id"], request.match_info["list_name"]
+    items = await request.app[COLLECTIONS].list_items(user_id, name, q.limit, q.offset)
+    effect = request.app[SERVICE].settings.list_effect(name)
+    return json_response({"user_id": user_id, "list": name, "effect": effect, "offset": q.offset, "items": items})
+
+
+async def new_arrivals(request: web.Request) -> web.Response:
+    q = params(request, ArrivalsParams)
+    item_type = request.match_info["item_type"]
+    items = await request.app[COLLECTIONS].new_arrivals(item_type, q.category, q.limit, q.offset)
+    return json_response({"item_type": item_type, "category": q.category, "offset": q.offset, "items": items})
+
+
+async def notifications(request: web.Request) -> web.Response:
+    q = params(request, ListParams)
+    user_id = request.match_info["user_id"]
+    found = await request.app[COLLECTIONS].notifications(user_id, q.limit, q.offset)
+    return json_response({"user_id": user_id, "offset": q.offset, "notifications": found})
+
+
 def add_query_routes(app: web.Application, service: QueryService, metrics: Metrics) -> None:
     app[SERVICE] = service
+    app[COLLECTIONS] = CollectionQueries(service)
     app[METRICS] = metrics
     add = app.router.add_get
     add("/popularity/{object_type}", legacy_popularity)
@@ -151,3 +193,7 @@ def add_query_routes(app: web.Application, service: QueryService, metrics: Metri
     add("/v1/models", models)
     add("/v1/models/{name}", model)
     add("/v1/item-types", item_types)
+    add("/v1/users/{user_id}/lists", user_lists)
+    add("/v1/users/{user_id}/lists/{list_name}", user_list)
+    add("/v1/users/{user_id}/notifications", notifications)
+    add("/v1/new-arrivals/{item_type}", new_arrivals)

@@ -52,9 +52,16 @@ class ListParams(_Params):
     offset: int = Field(0, ge=0, le=100_000)
 
 
+class ArrivalsParams(_Params):
+    category: str | None = Field(None, max_length=200, description="only items in this catalog category (case-insensitive)")
+    limit: int = Field(20, ge=1, le=1000)
+    offset: int = Field(0, ge=0, le=100_000)
+
+
 class SimilarParams(_Params):
     limit: int = Field(20, ge=1, le=200)
     model: str | None = Field(None, max_length=100)
+    item_type: str | None = Field(None, max_length=100, description="only similar items of this type")
 
 
 class NoParams(_Params):

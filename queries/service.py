@@ -19,6 +19,8 @@ from projections import popularity as popularity_view
 from projections import recommendations as recommendations_view
 from projections.changes import ViewStore
 from projections.popularity import all_time_key
+from queries.fresh import FreshReads, FreshUser, ModelRuntime, cold_slot_count, interleave
+from queries.lists import NO_EFFECTS, ListEffects, list_effects
 from queries.popularity import Window
 
 _SCAN_PAGE = 200
@@ -44,12 +46,17 @@ def split_key(item_key: str) -> tuple[str, str]:
 
 
 class QueryService:
-    def __init__(self, store: ViewStore, settings: Settings, catalog: ViewStore | None = None):
+    def __init__(
+        self, store: ViewStore, settings: Settings, catalog: ViewStore | None = None, runtime: ModelRuntime | None = None
+    ):
         """`catalog`: where item metadata is read (a copy in this process's memory, kept current
-        by its own catalog projector; default: the view store)."""
+        by its own catalog projector; default: the view store). `runtime`: fold-in and the content
+        model (queries/fresh.py; without one, recommendations are the published lists)."""
         self.store = store
         self.catalog = catalog or store
         self.settings = settings
+        self.runtime = runtime
+        self.fresh = FreshReads(store, settings) if runtime is not None else None
         self.registry: ItemTypeRegistry = item_types_of(settings)
 
 
@@ -170,6 +177,12 @@ class QueryService:
             self.check_type(item_type)
         if name != self.settings.default_model and await self.model(name) is None:
             raise NotFound(f"unknown model {name!r}; GET /v1/models lists the published ones")
+        listed = await self.list_effects(user_id)
+        exclude = exclude | listed.excluded
+        user = await self._fresh_user(user_id, name)
+        fresh = await self._fold_in(user, item_type, limit, exclude, listed)
+        if fresh is not None:
+            return await self._with_cold_items(user, fresh, item_type, limit, exclude)
         doc = await recommendations_view.read_recommendations(self.store, name, user_id)
         if doc:
             candidates = [
@@ -178,22 +191,78 @@ class QueryService:
                 if (item_type is None or r["item_type"] == item_type) and f"{r['item_type']}:{r['item_id']}" not in exclude
             ]
             seen = await self.seen_among(user_id, [f"{t}:{i}" for t, i, _ in candidates])
-            chosen = [c for c in candidates if f"{c[0]}:{c[1]}" not in seen][:limit]
+            chosen = listed.boost([c for c in candidates if f"{c[0]}:{c[1]}" not in seen])[:limit]
             if chosen:
-                return Ranked(await self.hydrate(chosen), model=name, model_version=doc["model_version"])
-        return await self._fallback(name, user_id, item_type, limit, exclude)
+                ranked = Ranked(await self.hydrate(chosen), model=name, model_version=doc["model_version"])
+                return await self._with_cold_items(user, ranked, item_type, limit, exclude)
+        ranked = await self._fallback(name, user_id, item_type, limit, exclude, listed)
+        return await self._with_cold_items(user, ranked, item_type, limit, exclude)
+
+    # -- fresh recommendations: fold-in and cold items (queries/fresh.py) --------------------------
+
+    async def _fresh_user(self, user_id: str, model: str) -> FreshUser | None:
+        """The user's current interaction weights and the model's current version, when a model
+        runtime is wired and fold-in or cold slots are on."""
+        if self.fresh is None or not (self.settings.fold_in or self.settings.cold_item_share > 0):
+            return None
+        return await self.fresh.user(user_id, model)
+
+    async def _fold_in(
+        self, user: FreshUser | None, item_type: str | None, limit: int, exclude: frozenset[str], listed: ListEffects
+    ) -> Ranked | None:
+        """The current model version's ranking for the user's interactions as they are now; None
+        when fold-in cannot run (then the published list answers)."""
+        if self.runtime is None or user is None or user.version is None or not user.weights or not self.settings.fold_in:
+            return None
+        rows = await self.runtime.recommend(user.model, user.version, user.weights, 2 * limit + 10, item_type, exclude)
+        if not rows:
+            return None
+        seen = await self.seen_among(user.user_id, [key for key, _ in rows])
+        chosen = listed.boost([(*split_key(key), score) for key, score in rows if key not in seen])[:limit]
+        if not chosen:
+            return None
+        return Ranked(await self.hydrate(chosen), model=user.model, model_version=user.version)
+
+    async def _with_cold_items(
+        self, user: FreshUser | None, ranked: Ranked, item_type: str | None, limit: int, exclude: frozenset[str]
+    ) -> Ranked:
+        """Cold items (no interactions in the model) take their share of the slots, ranked by the
+        user's content profile; slots no cold item qualifies for stay with `ranked`."""
+        slots = cold_slot_count(limit, self.settings.cold_item_share)
+        if self.runtime is None or self.fresh is None or user is None or not user.weights or slots == 0:
+            return ranked
+        listed = {f"{item['object_type']}:{item['id']}" for item in ranked.items}
+        rows, model_known = await self.runtime.cold_items(
+            user.model, user.version, user.weights, 4 * slots + 8, item_type, exclude | listed
+        )
+        if not rows:
+            return ranked
+        seen = await self.seen_among(user.user_id, [key for key, _ in rows])
+        rows = [(key, score) for key, score in rows if key not in seen]
+        if not model_known:
+            rows = await self.fresh.without_interactions(rows)
+        if rows:
+            cold = await self.hydrate([(*split_key(key), score) for key, score in rows[:slots]])
+            ranked.items = interleave(ranked.items, cold, limit, slots)
+        return ranked
 
     async def _fallback(
-        self, model: str, user_id: str, item_type: str | None, limit: int, exclude: frozenset[str]
+        self, model: str, user_id: str, item_type: str | None, limit: int, exclude: frozenset[str],
+        listed: ListEffects = NO_EFFECTS,
     ) -> Ranked:
         types = [item_type] if item_type else list(self.registry.names)
         merged: list[tuple[str, str, float]] = []
         for kind in types:
             merged.extend(await self._unseen_popular(kind, user_id, limit, exclude))
         merged.sort(key=lambda row: -row[2])
+        merged = listed.boost(merged)
         if not merged:
             raise NotFound("nothing is known yet: no recommendations and no popularity to fall back on")
         return Ranked(await self.hydrate(merged[:limit]), model=model, fallback="popularity")
+
+    async def list_effects(self, user_id: str) -> ListEffects:
+        """What the user's lists do to their recommendations (queries/lists.py: exclude, boost)."""
+        return await list_effects(self.store, self.settings, user_id)
 
     async def _unseen_popular(
         self, kind: str, user_id: str, limit: int, exclude: frozenset[str]
@@ -219,14 +288,40 @@ class QueryService:
         item["popularity"] = score or 0.0
         return item
 
-    async def similar(self, item_type: str, item_id: str, model: str | None = None, limit: int = 20) -> Ranked:
+    async def similar(
+        self, item_type: str, item_id: str, model: str | None = None, limit: int = 20, filter_type: str | None = None
+    ) -> Ranked:
+        """The model's "more like this" list; for an item it has none for, content similarity
+        (marked `fallback: "content"`). `filter_type` keeps items of that type only."""
         self.check_type(item_type)
+        if filter_type is not None:
+            self.check_type(filter_type)
         name = model or self.settings.default_model
         doc = await recommendations_view.read_similar(self.store, name, item_type, item_id)
-        if not doc:
-            raise NotFound(f"model {name!r} has no similar items for {item_type} {item_id!r} (train first?)")
-        rows = [(r["item_type"], r["item_id"], r["score"]) for r in doc["items"][:limit]]
-        return Ranked(await self.hydrate(rows), model=name, model_version=doc["model_version"])
+        if doc:
+            rows = [(r["item_type"], r["item_id"], r["score"]) for r in doc["items"]
+                    if filter_type is None or r["item_type"] == filter_type][:limit]
+            if rows:
+                return Ranked(await self.hydrate(rows), model=name, model_version=doc["model_version"])
+        content = await self._content_similar(name, item_type, item_id, limit, filter_type)
+        if content is not None:
+            return content
+        if doc:
+            return Ranked([], model=name, model_version=doc["model_version"])
+        raise NotFound(f"model {name!r} has no similar items for {item_type} {item_id!r}, and its catalog metadata "
+                       "matches no other item (train first, or catalog it with categories, keywords or a description)")
+
+    async def _content_similar(
+        self, name: str, item_type: str, item_id: str, limit: int, filter_type: str | None
+    ) -> Ranked | None:
+        """"More like this" from catalog metadata (the content model); None when nothing matches."""
+        if self.runtime is None:
+            return None
+        rows = await self.runtime.similar(f"{item_type}:{item_id}", limit, filter_type)
+        if not rows:
+            return None
+        items = await self.hydrate([(*split_key(key), score) for key, score in rows])
+        return Ranked(items, model=name, fallback="content")
 
     async def history(self, user_id: str, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
         rows = await history_view.read_history(self.store, user_id, offset, limit)

@@ -59,7 +59,7 @@ class RedisEventIds:
         try:
             pairs = list(fingerprints.items())
             for start in range(0, len(pairs), 5000):
-                args = [f"{self.prefix}eid:", self.horizon]
+                args: list[str | int] = [f"{self.prefix}eid:", self.horizon]
                 for event_id, fingerprint in pairs[start : start + 5000]:
                     args += (event_id, fingerprint)
                 await self._remember(args=args)

@@ -27,7 +27,17 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from domain.codec import EventCodec
-from domain.events import INTERACTIONS, ITEMS, POPULARITY, RECOMMENDATIONS, REDACTIONS, STREAMS, MovieAugurEvent
+from domain.events import (
+    INTERACTIONS,
+    ITEMS,
+    LISTS,
+    NOTIFICATIONS,
+    POPULARITY,
+    RECOMMENDATIONS,
+    REDACTIONS,
+    STREAMS,
+    MovieAugurEvent,
+)
 from domain.ports import AppendResult, EventIdConflict, EventLog, LoggedEvent, LogUnavailable, Position, ReadResult
 from kernel.settings import Settings
 from movieaugur.adapters.event_ids import RedisEventIds
@@ -42,6 +52,10 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     POPULARITY: {"cleanup.policy": "delete", "retention.ms": "-1"},
     RECOMMENDATIONS: {"cleanup.policy": "compact"},
     REDACTIONS: {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"},
+    # Users' list edits are the lists' only record: kept forever, like interactions.
+    LISTS: {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"},
+    # Arrivals and notifications rebuild their views on replay: kept forever, never compacted.
+    NOTIFICATIONS: {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"},
 }
 # Redactions are few and read whole by every projector: one partition keeps them in order.
 TOPIC_PARTITIONS: dict[str, int] = {REDACTIONS: 1}

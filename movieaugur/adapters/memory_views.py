@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from projections.changes import Batch, DocPut, ScoreAdd, ScoreMax, StaleTracking, ViewStore
+from projections.changes import Batch, DocPut, ScoreAdd, ScoreMax, ScoreRemove, StaleTracking, ViewStore
 
 
 class MemoryViewStore(ViewStore):
@@ -41,6 +41,14 @@ class MemoryViewStore(ViewStore):
             for change in effect.changes:
                 if isinstance(change, DocPut):
                     self.docs.setdefault(change.space, {})[change.key] = change.doc
+                    continue
+                if isinstance(change, ScoreRemove):
+                    zsets = self.zsets.get(change.space, {})
+                    members = zsets.get(change.key, {})
+                    if change.member is not None:
+                        members.pop(change.member, None)
+                    if change.member is None or not members:  # an empty sorted set is no key
+                        zsets.pop(change.key, None)
                     continue
                 members = self.zsets.setdefault(change.space, {}).setdefault(change.key, {})
                 if isinstance(change, ScoreAdd):

@@ -7,7 +7,9 @@ The exactly-once effect comes from idempotence instead:
   listing the event id (`guards: {$ne: id}`) and pushes the id, keeping the last
   GUARDS_PER_DOCUMENT; re-applying it matches nothing, so it counts once (no upsert ever races the
   guard, so no duplicate-key errors to interpret);
-- `ScoreMax` ($max) and `DocPut` (replace) are idempotent by nature;
+- `ScoreMax` ($max), `ScoreRemove` (delete) and `DocPut` (replace) are idempotent by nature, and
+  so is a batch of them applied again in its order (what follows a member's last removal in the
+  batch decides it);
 - tracking is written after the batch with $max, so a crash in between re-applies the batch, which
   changes nothing.
 Only flat documents and arrays of strings are stored (no nested arrays, no dotted keys).
@@ -18,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
+from pymongo import AsyncMongoClient, DeleteMany, DeleteOne, ReplaceOne, UpdateOne
 
-from projections.changes import Batch, DocPut, ScoreAdd, ScoreMax, ViewStore
+from projections.changes import Batch, DocPut, ScoreAdd, ScoreMax, ScoreRemove, ViewStore
 
 SEP = "\x1f"  # between key and member in a score document's _id (cannot appear in JSON ids we make)
 TRACKING = "view_tracking"
@@ -44,7 +46,7 @@ class MongoViewStore(ViewStore):
         writes: dict[str, list[Any]] = {}
         for effect in batch.effects:
             for change in effect.changes:
-                op: UpdateOne | ReplaceOne[Any]
+                op: UpdateOne | ReplaceOne[Any] | DeleteOne | DeleteMany
                 if isinstance(change, ScoreAdd):
                     _id = _score_id(change.key, change.member)
                     exists = UpdateOne(
@@ -64,6 +66,11 @@ class MongoViewStore(ViewStore):
                 elif isinstance(change, ScoreMax):
                     update = {"$max": {"score": change.score}, "$setOnInsert": {"k": change.key, "m": change.member}}
                     op = UpdateOne({"_id": _score_id(change.key, change.member)}, update, upsert=True)
+                elif isinstance(change, ScoreRemove):
+                    if change.member is None:
+                        op = DeleteMany({"k": change.key})
+                    else:
+                        op = DeleteOne({"_id": _score_id(change.key, change.member)})
                 else:
                     op = ReplaceOne({"_id": change.key}, {"_id": change.key, "doc": change.doc}, upsert=True)
                 writes.setdefault(change.space if not isinstance(change, DocPut) else f"{change.space}_docs", []).append(op)

@@ -20,7 +20,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from projections.changes import Batch, DocPut, ScoreAdd, ScoreMax, StaleTracking, ViewStore
+from projections.changes import Batch, Change, ScoreAdd, ScoreMax, ScoreRemove, StaleTracking, ViewStore
 
 _APPLY = """
 local prefix = ARGV[1]
@@ -57,6 +57,17 @@ for _, effect in ipairs(batch.effects) do
           redis.call('ZINCRBY', key, c[5], c[4])
         else
           redis.call('ZADD', key, 'GT', c[5], c[4])
+        end
+      elseif op == 'rem' or op == 'clr' then
+        -- Redis deletes a sorted set that loses its last member; the key index follows it.
+        local key = prefix .. 'z:' .. c[2] .. ':' .. c[3]
+        if op == 'rem' then
+          redis.call('ZREM', key, c[4])
+        else
+          redis.call('DEL', key)
+        end
+        if redis.call('EXISTS', key) == 0 then
+          redis.call('SREM', prefix .. 'zk:' .. c[2], c[3])
         end
       else
         redis.call('HSET', prefix .. 'd:' .. c[2], c[3], c[4])
@@ -108,11 +119,15 @@ return 1
 """
 
 
-def _encode_change(change: ScoreAdd | ScoreMax | DocPut) -> list[Any]:
+def _encode_change(change: Change) -> list[Any]:
     if isinstance(change, ScoreAdd):
         return ["add", change.space, change.key, change.member, change.delta]
     if isinstance(change, ScoreMax):
         return ["max", change.space, change.key, change.member, change.score]
+    if isinstance(change, ScoreRemove):
+        if change.member is None:
+            return ["clr", change.space, change.key]
+        return ["rem", change.space, change.key, change.member]
     return ["doc", change.space, change.key, orjson.dumps(change.doc).decode()]
 
 

@@ -13,7 +13,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
 from movieaugur.adapters.threads import BlockingPool
-from projections.changes import Batch, DocPut, ScoreAdd, ScoreMax, StaleTracking, ViewStore
+from projections.changes import Batch, DocPut, ScoreAdd, ScoreMax, ScoreRemove, StaleTracking, ViewStore
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS zset (space TEXT, key TEXT, member TEXT, score REAL, "
@@ -41,6 +41,8 @@ _MAX = (
     "ON CONFLICT (space, key, member) DO UPDATE SET score = MAX(score, excluded.score)"
 )
 _PUT = "INSERT OR REPLACE INTO docs VALUES (?, ?, ?)"
+_REMOVE = "DELETE FROM zset WHERE space = ? AND key = ? AND member = ?"
+_REMOVE_KEY = "DELETE FROM zset WHERE space = ? AND key = ?"
 
 
 def tracking_name(projection: str, source: str) -> str:
@@ -100,6 +102,11 @@ class SQLiteViewStore(ViewStore):
                             raw.execute(_MAX, (change.space, change.key, change.member, change.score))
                         elif isinstance(change, DocPut):
                             raw.execute(_PUT, (change.space, change.key, orjson.dumps(change.doc)))
+                        elif isinstance(change, ScoreRemove):
+                            if change.member is None:
+                                raw.execute(_REMOVE_KEY, (change.space, change.key))
+                            else:
+                                raw.execute(_REMOVE, (change.space, change.key, change.member))
                 if guarded:
                     raw.execute(_FORGET, (projection, source, batch.guard_cutoff()))
                 for source, next_offset in batch.next_offsets.items():

@@ -82,20 +82,14 @@ async def load_interactions(
             progress(10_000)
     if progress:
         progress(count % 10_000)
-    values = np.asarray(vals, dtype=np.float64)
-    stamps = np.asarray(times, dtype=np.int64)
-    latest = int(stamps.max()) if stamps.size else 0
-    if half_life_days and stamps.size:
-        values *= 0.5 ** ((latest - stamps) / (half_life_days * 86_400))
-    summed = sp.coo_matrix(
-        (values, (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
-        shape=(len(user_index), len(item_index)),
-    ).tocsr()  # duplicates of a (user, item) pair are summed here
-    summed.data[summed.data < 0] = 0.0
-    np.minimum(summed.data, MAX_PAIR_WEIGHT, out=summed.data)
-    summed.eliminate_zeros()
-    matrix = summed.astype(np.float32)
-    matrix.sort_indices()
+    matrix, latest = pair_matrix(
+        np.asarray(rows, dtype=np.int64),
+        np.asarray(cols, dtype=np.int64),
+        np.asarray(vals, dtype=np.float64),
+        np.asarray(times, dtype=np.int64),
+        (len(user_index), len(item_index)),
+        half_life_days,
+    )
     return InteractionMatrix(
         matrix=matrix,
         users=list(user_index),
@@ -104,3 +98,29 @@ async def load_interactions(
         duplicates=duplicates,
         latest=latest,
     )
+
+
+def pair_matrix(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    values: np.ndarray,
+    stamps: np.ndarray,
+    shape: tuple[int, int],
+    half_life_days: float | None = None,
+) -> tuple[sp.csr_matrix, int]:
+    """Weighted events (in log order) → the capped float32 user × item matrix, and the newest time.
+
+    Shared by the log scan above and the columnar snapshot (offline/training/snapshot.py), so both
+    sum, decay, clip and cap exactly alike and give bit-identical matrices for the same events.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    latest = int(stamps.max()) if stamps.size else 0
+    if half_life_days and stamps.size:
+        values = values * 0.5 ** ((latest - stamps) / (half_life_days * 86_400))
+    summed = sp.coo_matrix((values, (rows, cols)), shape=shape).tocsr()  # duplicates of a pair are summed here
+    summed.data[summed.data < 0] = 0.0
+    np.minimum(summed.data, MAX_PAIR_WEIGHT, out=summed.data)
+    summed.eliminate_zeros()
+    matrix = summed.astype(np.float32)
+    matrix.sort_indices()
+    return matrix, latest

@@ -12,7 +12,19 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.events import INTERACTIONS, InteractionRecorded, ItemCatalogued, RecommendationsPublished, from_unix
+from domain.events import (
+    INTERACTIONS,
+    InteractionRecorded,
+    ItemArrived,
+    ItemCatalogued,
+    ListItemAdded,
+    ListItemRemoved,
+    ListReordered,
+    MovieAugurEvent,
+    RecommendationsPublished,
+    UserNotified,
+    from_unix,
+)
 from domain.weights import ActionWeights
 from kernel.settings import DEFAULT_ACTION_WEIGHTS
 from movieaugur.adapters.memory_log import MemoryEventLog
@@ -55,7 +67,34 @@ published = st.builds(
     version=st.sampled_from(["v1", "v2"]),
     items=st.lists(st.sampled_from(ITEMS), max_size=3),
 )
-event = st.one_of(interaction, interaction, interaction, catalogued, published)
+
+
+def list_event_number(n: int) -> MovieAugurEvent:
+    """List edit n always has the same content and time (drawing n twice is a retry): adds,
+    removals (ScoreRemove of a member) and reorders (ScoreRemove of the whole list, then places)."""
+    user, name = USERS[n % 2], ("watchlist", "favourites")[n // 2 % 2]
+    item_type, item_id = ITEMS[n % len(ITEMS)]
+    at = from_unix(1_700_000_000 + n * 7.5)
+    if n % 3 == 0:
+        return ListItemAdded.new(event_id=f"l{n}", timestamp=at, user_id=user, list_name=name, item_type=item_type, item_id=item_id)
+    if n % 3 == 1:
+        return ListItemRemoved.new(event_id=f"l{n}", timestamp=at, user_id=user, list_name=name, item_type=item_type, item_id=item_id)
+    order = [{"item_type": t, "item_id": i} for t, i in (ITEMS[n % 4 :] + ITEMS[: n % 4])[: n % 4]]
+    return ListReordered.new(event_id=f"l{n}", timestamp=at, user_id=user, list_name=name, items=order)
+
+
+def notice_number(n: int) -> MovieAugurEvent:
+    """An arrival (first-seen dates under ScoreMax) or a user's notification."""
+    item_type, item_id = ITEMS[n % len(ITEMS)]
+    if n % 2:
+        return ItemArrived.new(event_id=f"a{n}", timestamp=from_unix(1_700_000_000 + n), item_type=item_type, item_id=item_id)
+    return UserNotified.new(event_id=f"n{n}", timestamp=from_unix(1_700_000_000 + n), user_id=USERS[n % len(USERS)],
+                            kind="new_arrival", item_type=item_type, item_id=item_id, reason={"affinity": n})
+
+
+list_edit = st.integers(0, 30).map(list_event_number)
+notice = st.integers(0, 12).map(notice_number)
+event = st.one_of(interaction, interaction, interaction, catalogued, published, list_edit, list_edit, notice)
 STEPS = st.lists(st.one_of(
     st.tuples(st.just("append"), st.lists(event, min_size=1, max_size=6)),
     st.tuples(st.just("project"), st.integers(1, 3)),
