@@ -1,5 +1,5 @@
-"""Local infrastructure without Docker: Kafka (KRaft), Kafka Connect + MongoDB sink, FerretDB,
-Redis and the NGINX gateway, obtained from package registries and run from one folder (`.stack`).
+"""Local infrastructure without Docker: Kafka (KRaft), Kafka Connect + MongoDB sink, FerretDB on
+PostgreSQL, Redis and the NGINX gateway, obtained from package registries and run from one folder (`.stack`).
 
     from infra.local import Stack
     stack = Stack(); stack.up(); stack.status(); stack.kafka.stop(); stack.kafka.start(); stack.down()
@@ -13,11 +13,12 @@ from .connect import ConnectWorker
 from .ferretdb import FerretDB
 from .kafka import KafkaBroker
 from .nginx import NginxGateway
+from .postgres import PostgresServer
 from .proc import Reporter, StackError
 from .redis_server import RedisServer
 from .stack import Stack, StackAddresses
 
 __all__ = [
     "Component", "ComponentStatus", "ConnectWorker", "ENV_DEFAULTS", "FerretDB", "KafkaBroker",
-    "NginxGateway", "RedisServer", "Reporter", "Stack", "StackAddresses", "StackConfig", "StackError",
+    "NginxGateway", "PostgresServer", "RedisServer", "Reporter", "Stack", "StackAddresses", "StackConfig", "StackError",
 ]

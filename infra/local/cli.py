@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from typing import NoReturn
 
 import typer
 
@@ -21,8 +22,8 @@ from .stack import Stack
 AfterUp = Callable[[Stack], list[str]]
 
 app = typer.Typer(
-    help="Run the local infrastructure (Kafka KRaft, Kafka Connect + MongoDB sink, FerretDB, Redis, "
-         "NGINX gateway) without Docker. State lives in $MOVIEAUGUR_STACK_DIR (default <repo>/.stack).",
+    help="Run the local infrastructure (Kafka KRaft, Kafka Connect + MongoDB sink, FerretDB on PostgreSQL, "
+         "Redis, NGINX gateway) without Docker. State lives in $MOVIEAUGUR_STACK_DIR (default <repo>/.stack).",
     no_args_is_help=True,
 )
 _after_up: list[AfterUp] = []
@@ -33,7 +34,7 @@ def on_up(hook: AfterUp) -> None:
     _after_up.append(hook)
 
 
-def _fail(exc: StackError) -> None:
+def _fail(exc: StackError) -> NoReturn:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
 
@@ -67,8 +68,11 @@ def down() -> None:
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Show each component: address, pid, health, memory, log file. Exit code 1 if any is unhealthy."""
-    stack = Stack()
-    if not _print_status(stack, as_json=as_json):
+    try:
+        healthy = _print_status(Stack(), as_json=as_json)
+    except StackError as exc:
+        _fail(exc)
+    if not healthy:
         raise typer.Exit(1)
 
 

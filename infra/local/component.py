@@ -1,11 +1,12 @@
 """The life cycle every component shares: obtain -> prepare -> spawn -> wait ready; stop; status.
 
 Subclasses only say *what* (how to obtain, which command, how to probe); *how* a server is started
-idempotently and waited for is the same for all five, so it lives here once.
+idempotently and waited for is the same for all of them, so it lives here once.
 """
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +37,9 @@ class Component:
     env_port = ""
     #: what readiness means, for progress lines and errors.
     ready_means = "ready"
+    #: how `stop` asks the server to exit: signal, and whether to the whole process group.
+    stop_signal: int = signal.SIGTERM
+    stop_group = True
 
     def __init__(self, cfg: StackConfig, report: Reporter | None = None) -> None:
         self.cfg = cfg
@@ -72,6 +76,10 @@ class Component:
     def environment(self) -> dict[str, str] | None:
         return None
 
+    def run_as(self) -> str | None:
+        """Account the server runs as; None = the invoking user (only servers that refuse root differ)."""
+        return None
+
     def probe(self) -> str | None:
         """None when ready, else why not."""
         raise NotImplementedError
@@ -101,7 +109,7 @@ class Component:
         self.obtain()
         self.depends_ready()
         self.prepare()
-        pid = self.proc.spawn(self.command(), env=self.environment(), cwd=self.home)
+        pid = self.proc.spawn(self.command(), env=self.environment(), cwd=self.home, user=self.run_as())
         self.report(f"{self.name}: started pid {pid}, waiting for {self.ready_means} (log {self.proc.log_file})")
         waited = self.proc.wait_ready(self.probe, self.cfg.timeout, self.ready_means)
         self.report(f"{self.name}: ready at {self.address} after {waited:.1f}s")
@@ -114,7 +122,7 @@ class Component:
             self.proc.pid_file.unlink(missing_ok=True)
             return False
         t0 = time.monotonic()
-        self.proc.stop()
+        self.proc.stop(sig=self.stop_signal, group=self.stop_group)
         self.report(f"{self.name}: stopped pid {pid} in {time.monotonic() - t0:.1f}s")
         return True
 

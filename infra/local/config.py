@@ -23,6 +23,14 @@ ENV_DEFAULTS: dict[str, str] = {
     "MOVIEAUGUR_KAFKA_CONTROLLER_PORT": "19093",
     "MOVIEAUGUR_CONNECT_PORT": "18083",
     "MOVIEAUGUR_FERRETDB_PORT": "27018",
+    # FerretDB's storage: `postgresql` (a PostgreSQL server of the stack's own, started before it) or
+    # `sqlite` (files, no server; slow on big collections: no index use beyond single-_id lookups).
+    "MOVIEAUGUR_FERRETDB_BACKEND": "postgresql",
+    "MOVIEAUGUR_POSTGRES_PORT": "15432",
+    # Account the PostgreSQL server runs as when the stack is started by root (postgres refuses root).
+    "MOVIEAUGUR_POSTGRES_OS_USER": "postgres",
+    # Extra server settings, `name=value` separated by spaces, after (so overriding) infra/local/postgres.py's.
+    "MOVIEAUGUR_POSTGRES_SETTINGS": "",
     "MOVIEAUGUR_REDIS_PORT": "16379",
     "MOVIEAUGUR_GATEWAY_PORT": "18080",
     "MOVIEAUGUR_COMMAND_PORT": "18181",
@@ -35,6 +43,11 @@ ENV_DEFAULTS: dict[str, str] = {
     # Seconds each component may take to become ready (JVMs on 2 busy cores are slow).
     "MOVIEAUGUR_STACK_TIMEOUT": "180",
 }
+
+#: FerretDB's database in the stack's PostgreSQL cluster, and the (super)user it connects as.
+POSTGRES_DATABASE = "ferretdb"
+POSTGRES_ROLE = "postgres"
+FERRETDB_BACKENDS = ("postgresql", "sqlite")
 
 
 def env(name: str) -> str:
@@ -51,6 +64,10 @@ class StackConfig:
     kafka_controller_port: int
     connect_port: int
     ferretdb_port: int
+    ferretdb_backend: str
+    postgres_port: int
+    postgres_os_user: str
+    postgres_settings: str
     redis_port: int
     gateway_port: int
     command_port: int
@@ -72,6 +89,10 @@ class StackConfig:
             kafka_controller_port=int(env("MOVIEAUGUR_KAFKA_CONTROLLER_PORT")),
             connect_port=int(env("MOVIEAUGUR_CONNECT_PORT")),
             ferretdb_port=int(env("MOVIEAUGUR_FERRETDB_PORT")),
+            ferretdb_backend=env("MOVIEAUGUR_FERRETDB_BACKEND").strip().lower(),
+            postgres_port=int(env("MOVIEAUGUR_POSTGRES_PORT")),
+            postgres_os_user=env("MOVIEAUGUR_POSTGRES_OS_USER"),
+            postgres_settings=env("MOVIEAUGUR_POSTGRES_SETTINGS").strip(),
             redis_port=int(env("MOVIEAUGUR_REDIS_PORT")),
             gateway_port=int(env("MOVIEAUGUR_GATEWAY_PORT")),
             command_port=int(env("MOVIEAUGUR_COMMAND_PORT")),
@@ -113,6 +134,11 @@ class StackConfig:
         # directConnection: FerretDB is a single server, never a replica set; without it a driver
         # that is handed a seed list may wait for a topology it will never see.
         return f"mongodb://{self.host}:{self.ferretdb_port}/?directConnection=true"
+
+    @property
+    def postgres_url(self) -> str:
+        """FerretDB's PostgreSQL database (superuser `postgres`, trust auth on 127.0.0.1 only)."""
+        return f"postgres://{POSTGRES_ROLE}@{self.host}:{self.postgres_port}/{POSTGRES_DATABASE}"
 
     @property
     def redis_url(self) -> str:

@@ -1,5 +1,5 @@
 """Obtaining the components from the only sources our machines reach: Maven Central, the Go module
-proxy and Debian's apt. Each step is idempotent (a marker file or an existing binary means done),
+proxy and Debian's apt (redis-server, nginx, postgresql). Each step is idempotent (a marker file or an existing binary means done),
 logs to `<stack>/logs/obtain.log`, and reports its elapsed time, because the first run takes minutes.
 """
 
@@ -95,16 +95,77 @@ def go_env(cfg: StackConfig) -> dict[str, str]:
     return env
 
 
+#: Fixes applied to FerretDB's source before it is built: (file, upstream text, replacement). Each
+#: upstream text must occur exactly once, else the build stops (another version needs its own check).
+#:
+#: The `update` command handler opens one query per update statement and defers closing it to the end
+#: of the whole command (`defer` inside the loop). A matched statement's query is never read to its
+#: end, so it keeps its backend connection until the command ends: an update command with more
+#: matched statements than the backend's pool (PostgreSQL 50, SQLite 100) waits forever for a
+#: connection, and FerretDB then holds the whole pool. Kafka Connect's MongoDB sink sends each polled
+#: batch (up to 500 records) as one update command, so re-delivering or updating >= 50 existing
+#: documents hung FerretDB (measured on both backends; docs/stack-notes.md). The fix closes each
+#: statement's query as soon as that statement is done.
+FERRETDB_PATCHES: list[tuple[str, str, str]] = [
+    ("internal/handler/msg_update.go",
+     """\t\tcloser := iterator.NewMultiCloser()
+\t\tdefer closer.Close()
+
+\t\tcloser.Add(res.Iter)
+
+\t\titer := common.FilterIterator(res.Iter, closer, u.Filter)
+
+\t\tif !u.Multi {
+\t\t\titer = common.LimitIterator(iter, closer, 1)
+\t\t}
+
+\t\tresult, err := common.UpdateDocument(ctx, c, "update", iter, &u)
+\t\tif err != nil {
+""",
+     """\t\tcloser := iterator.NewMultiCloser()
+
+\t\tcloser.Add(res.Iter)
+
+\t\titer := common.FilterIterator(res.Iter, closer, u.Filter)
+
+\t\tif !u.Multi {
+\t\t\titer = common.LimitIterator(iter, closer, 1)
+\t\t}
+
+\t\tresult, err := common.UpdateDocument(ctx, c, "update", iter, &u)
+
+\t\t// MovieAugur's build: release this statement's query (and its backend connection) now, not
+\t\t// at the end of the whole command: a command with many matched statements exhausted the pool.
+\t\tcloser.Close()
+
+\t\tif err != nil {
+"""),
+]
+#: Part of the build stamp, so a binary built without the current patches is rebuilt.
+FERRETDB_PATCH_LEVEL = "p1"
+
+
+def patch_ferretdb(src: Path) -> None:
+    for name, old, new in FERRETDB_PATCHES:
+        path = src / name
+        text = path.read_text()
+        if text.count(old) != 1:
+            raise StackError(f"FerretDB patch does not apply to {path} ({text.count(old)} matches): this version "
+                             f"needs its patches checked (infra/local/fetch.py FERRETDB_PATCHES)")
+        path.write_text(text.replace(old, new))
+
+
 def ensure_ferretdb(cfg: StackConfig, report: Reporter) -> Path:
     """Build FerretDB from the Go module proxy (pure Go; SQLite through modernc, no cgo).
 
     Why not plain `go install .../cmd/ferretdb@v1.24.2`: it builds, but the binary panics at start
     ("Invalid build/version/version.txt file content") because the module zip lacks the generated
     version.txt that FerretDB embeds. So: download the module, copy its source, write version.txt,
-    `go build` it. Go caches (~1 GB) are deleted afterwards; only the 45 MB binary is kept.
+    apply FERRETDB_PATCHES, `go build` it. Go caches (~1 GB) are deleted afterwards; only the 45 MB
+    binary is kept.
     """
     binary = cfg.root / "ferretdb" / "bin" / "ferretdb"
-    stamp = binary.with_name(f".version-{cfg.ferretdb_version}")
+    stamp = binary.with_name(f".version-{cfg.ferretdb_version}-{FERRETDB_PATCH_LEVEL}")
     if binary.exists() and stamp.exists():
         return binary
     go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
@@ -125,6 +186,7 @@ def ensure_ferretdb(cfg: StackConfig, report: Reporter) -> Path:
     for path in src.rglob("*"):
         path.chmod(path.stat().st_mode | 0o200)
     (src / "build" / "version" / "version.txt").write_text(cfg.ferretdb_version + "\n")
+    patch_ferretdb(src)
     binary.parent.mkdir(parents=True, exist_ok=True)
     # -buildvcs=false: the copy sits inside our git repo; Go would stamp *our* commit into
     # FerretDB's build info (and fail outright where git is missing).
@@ -156,17 +218,14 @@ def which_system(binary: str) -> str | None:
     return None
 
 
-def ensure_apt_binaries(cfg: StackConfig, report: Reporter) -> None:
-    """Install redis-server and nginx from Debian only when a binary is missing (needs root)."""
-    missing = [pkg for pkg, binary in (("redis-server", "redis-server"), ("nginx", "nginx"))
-               if which_system(binary) is None]
-    if not missing:
-        return
+def _apt_install(cfg: StackConfig, report: Reporter, packages: list[str]) -> None:
+    """`apt-get install -y --no-install-recommends <packages>` (needs root); on failure `apt-get update`
+    and try once more (a fresh machine's package lists may be missing or stale)."""
     if os.geteuid() != 0:
-        raise StackError(f"missing {', '.join(missing)}: run `sudo apt-get install -y {' '.join(missing)}`")
-    done = _step(report, f"apt-get install {' '.join(missing)}")
+        raise StackError(f"missing {', '.join(packages)}: run `sudo apt-get install -y {' '.join(packages)}`")
+    done = _step(report, f"apt-get install {' '.join(packages)}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
     try:
         run_logged(install, obtain_log(cfg), env=env)
     except StackError:
@@ -174,3 +233,46 @@ def ensure_apt_binaries(cfg: StackConfig, report: Reporter) -> None:
         run_logged(["apt-get", "update"], obtain_log(cfg), env=env)
         run_logged(install, obtain_log(cfg), env=env)
     done()
+
+
+def ensure_apt_binaries(cfg: StackConfig, report: Reporter) -> None:
+    """Install redis-server and nginx from Debian only when a binary is missing (needs root)."""
+    missing = [pkg for pkg, binary in (("redis-server", "redis-server"), ("nginx", "nginx"))
+               if which_system(binary) is None]
+    if missing:
+        _apt_install(cfg, report, missing)
+
+
+#: Debian keeps each major version's server programs in their own folder, off PATH.
+POSTGRES_LIB = Path("/usr/lib/postgresql")
+
+
+def postgres_bin_dir() -> Path | None:
+    """The folder holding `postgres` and `initdb`: the newest /usr/lib/postgresql/<major>/bin, else
+    wherever PATH has them (a non-Debian install)."""
+    majors = []
+    if POSTGRES_LIB.is_dir():
+        for child in POSTGRES_LIB.iterdir():
+            if child.name.isdigit() and (child / "bin" / "postgres").exists() and (child / "bin" / "initdb").exists():
+                majors.append(int(child.name))
+    if majors:
+        return POSTGRES_LIB / str(max(majors)) / "bin"
+    found = which_system("postgres")
+    if found and which_system("initdb"):
+        return Path(found).resolve().parent
+    return None
+
+
+def ensure_postgres(cfg: StackConfig, report: Reporter) -> Path:
+    """PostgreSQL server programs from Debian (`postgresql`: 15 on Debian 12) when missing. Only the
+    programs are used: the stack runs its own cluster (initdb under the stack dir, its own port), never
+    the system service. Debian's package creates the `postgres` account the server runs as."""
+    found = postgres_bin_dir()
+    if found is not None:
+        return found
+    _apt_install(cfg, report, ["postgresql"])
+    found = postgres_bin_dir()
+    if found is None:
+        raise StackError(f"apt-get installed postgresql but no postgres/initdb under {POSTGRES_LIB}; "
+                         f"see {obtain_log(cfg)}")
+    return found

@@ -10,6 +10,7 @@ file; `down` kills only pids from those files, and only if the process still loo
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 class StackError(RuntimeError):
@@ -52,16 +54,31 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def as_user(user: str | None) -> dict[str, Any]:
+    """Popen keyword arguments that run the child as `user` (only root may ask; None = as we are).
+
+    PostgreSQL refuses to run as root, so as root its processes are started as an unprivileged
+    system user (the `postgres` account Debian's package creates)."""
+    if user is None:
+        return {}
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError as exc:
+        raise StackError(f"user {user!r} does not exist (needed to run a server that refuses root)") from exc
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
 def run_logged(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None,
-               cwd: Path | None = None, timeout: float = 1800) -> None:
-    """Run an obtaining step (mvn, go, apt) to completion, output appended to `log`; raise on failure."""
+               cwd: Path | None = None, timeout: float = 1800, user: str | None = None) -> None:
+    """Run an obtaining step (mvn, go, apt) to completion, output appended to `log`; raise on failure.
+    `user`: run it as that account (see `as_user`)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as fh:
         fh.write(f"\n$ {' '.join(cmd)}\n".encode())
         fh.flush()
         try:
             rc = subprocess.run(list(cmd), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, cwd=cwd, timeout=timeout).returncode
+                                env=env, cwd=cwd, timeout=timeout, **as_user(user)).returncode
         except FileNotFoundError as exc:
             raise StackError(f"cannot run {cmd[0]!r}: {exc}") from exc
         except subprocess.TimeoutExpired as exc:
@@ -154,8 +171,10 @@ class ManagedProcess:
             return pid
         return None
 
-    def spawn(self, cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
-        """Start detached (own session: survives the caller, not hit by its Ctrl-C); record the pid."""
+    def spawn(self, cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+              user: str | None = None) -> int:
+        """Start detached (own session: survives the caller, not hit by its Ctrl-C); record the pid.
+        `user`: run the server as that account (see `as_user`); the log and pid files stay ours."""
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
@@ -163,7 +182,7 @@ class ManagedProcess:
             log.flush()
             self._popen = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT,
                                            stdin=subprocess.DEVNULL, env=env, cwd=cwd,
-                                           start_new_session=True, close_fds=True)
+                                           start_new_session=True, close_fds=True, **as_user(user))
         self.pid_file.write_text(f"{self._popen.pid}\n")
         return self._popen.pid
 
@@ -190,13 +209,21 @@ class ManagedProcess:
             time.sleep(delay)
             delay = min(1.0, delay * 1.5)
 
-    def stop(self, grace: float = 30.0) -> bool:
-        """SIGTERM the session we started, wait up to `grace` s, then SIGKILL. True if something stopped."""
+    def stop(self, grace: float = 30.0, sig: int = signal.SIGTERM, group: bool = True) -> bool:
+        """Send `sig` (SIGTERM) to the session we started, wait up to `grace` s, then SIGKILL the
+        session. True if something stopped. `group=False` signals only the leader: a server that
+        shuts down its own children in order (PostgreSQL's postmaster) must be the only one told."""
         pid = self.pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        self._signal(pid, signal.SIGTERM)
+        if group:
+            self._signal(pid, sig)
+        else:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.2)

@@ -1,9 +1,9 @@
 """The whole local stack: start in dependency order, stop in reverse, report.
 
-Order matters only for Connect (needs Kafka); the rest are independent, but starting them one after
-another keeps the 2-core machine from running three JVM/Go start-ups at once and makes the progress
-lines readable. Obtaining (downloads/builds) happens up front so a missing tool fails before
-anything is started.
+Order matters for Connect (needs Kafka) and FerretDB (needs PostgreSQL, its default backend); the
+rest are independent, but starting them one after another keeps the 2-core machine from running
+three JVM/Go start-ups at once and makes the progress lines readable. Obtaining (downloads/builds)
+happens up front so a missing tool fails before anything is started.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .connect import ConnectWorker
 from .ferretdb import FerretDB
 from .kafka import KafkaBroker
 from .nginx import NginxGateway
+from .postgres import PostgresServer
 from .proc import Reporter
 from .redis_server import RedisServer
 
@@ -32,6 +33,7 @@ class StackAddresses:
     gateway_url: str
     command_port: int
     query_port: int
+    postgres_url: str  # FerretDB's storage (when its backend is postgresql)
 
 
 class Stack:
@@ -39,6 +41,7 @@ class Stack:
         self.cfg = cfg or StackConfig.from_env()
         self.report = report or Reporter()
         self.kafka = KafkaBroker(self.cfg, self.report)
+        self.postgres = PostgresServer(self.cfg, self.report)
         self.ferretdb = FerretDB(self.cfg, self.report)
         self.redis = RedisServer(self.cfg, self.report)
         self.nginx = NginxGateway(self.cfg, self.report)
@@ -46,15 +49,17 @@ class Stack:
 
     @property
     def components(self) -> list[Component]:
-        """Start order. Connect last: it needs Kafka, and its start-up is the slowest."""
-        return [self.kafka, self.ferretdb, self.redis, self.nginx, self.connect]
+        """Start order. PostgreSQL before FerretDB (its storage), and only with that backend;
+        Connect last: it needs Kafka, and its start-up is the slowest."""
+        storage: list[Component] = [self.postgres] if self.ferretdb.backend == "postgresql" else []
+        return [self.kafka, *storage, self.ferretdb, self.redis, self.nginx, self.connect]
 
     # Addresses -------------------------------------------------------------------------------------
     @property
     def addresses(self) -> StackAddresses:
         c = self.cfg
         return StackAddresses(c.bootstrap_servers, c.connect_url, c.mongo_url, c.redis_url, c.gateway_url,
-                              c.command_port, c.query_port)
+                              c.command_port, c.query_port, c.postgres_url)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -67,6 +72,10 @@ class Stack:
     @property
     def mongo_url(self) -> str:
         return self.cfg.mongo_url
+
+    @property
+    def postgres_url(self) -> str:
+        return self.cfg.postgres_url
 
     @property
     def redis_url(self) -> str:
@@ -99,7 +108,9 @@ class Stack:
     def down(self) -> float:
         """Stop every process this stack started (reverse order). Data and downloads stay."""
         t0 = time.monotonic()
-        stopped = [c.name for c in reversed(self.components) if c.stop()]
+        everything: list[Component] = [self.kafka, self.postgres, self.ferretdb, self.redis, self.nginx, self.connect]
+        # All of them, whatever the backend now: a PostgreSQL started under the other setting is stopped too.
+        stopped = [c.name for c in reversed(everything) if c.stop()]
         took = time.monotonic() - t0
         self.report(f"stack down in {took:.1f}s ({', '.join(stopped) if stopped else 'nothing was running'})")
         return took

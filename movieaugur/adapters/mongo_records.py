@@ -9,6 +9,7 @@ that the embedded mode runs what view document it makes. The projection logic st
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -56,8 +57,12 @@ class MongoRecordViews(ViewStore):
     async def get_docs(self, space: str, keys: Sequence[str]) -> list[dict[str, Any] | None]:
         collection, prefix, _ = self.sinks[space]
         ids = [prefix + key for key in keys]
-        found = {doc["_id"]: doc async for doc in self.db[collection].find({"_id": {"$in": ids}})}
-        return [self._view_doc(found[i], space, k) if i in found else None for i, k in zip(ids, keys, strict=True)]
+        # One point read per id, concurrently: FerretDB serves `{_id: x}` from the index (about
+        # 0.7 ms on PostgreSQL at any size) but filters `$in` itself over the whole collection
+        # (seconds at 60k documents). MongoDB serves both from the index; point reads cost it
+        # little more, and our reads ask for one to a few hundred ids.
+        records = await asyncio.gather(*(self.db[collection].find_one({"_id": i}) for i in ids))
+        return [self._view_doc(r, space, k) if r else None for r, k in zip(records, keys, strict=True)]
 
     async def keys(self, space: str, prefix: str = "") -> list[str]:
         collection, record_prefix, _ = self.sinks[space]
