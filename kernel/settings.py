@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     # current interactions into the published model version; give cold items a share of the slots;
     # demote what is like a disliked item.
     fold_in: bool = True
-    fold_in_max_history: int = Field(1000, ge=1, le=100_000)
+    fold_in_max_history: int = Field(500, ge=1, le=100_000)
     cold_item_share: float = Field(0.1, ge=0.0, le=1.0)
     cold_item_min_affinity: float = Field(0.05, ge=0.0, le=1.0)
     dislike_penalty: float = Field(1.0, ge=0.0, le=100.0)

@@ -6,7 +6,11 @@
   log: interaction matrix, models, tuning and selection, the held-out split and ranking metrics of
   contract §5 (the quality gate and the tuner measure with them), similar items.
 - :mod:`offline.evaluation` — contract §5 on a MovieLens folder (`movieaugur evaluate`): imports
-  the models, split and metrics from training; training never imports evaluation.
+  the models, split and metrics from training; training never imports evaluation. Also the fold-in
+  and cold-item protocols (fresh_protocols).
+- :mod:`offline.serving` — the model runtime of a query process (fold-in, content index, dislike
+  rule), injected into the query service by ``movieaugur.app`` behind the ``queries.fresh.ModelRuntime``
+  port; it imports training, nothing imports it but the composition root (and benchmarks).
 
 All three may import ``domain``, ``kernel`` and ``projections``; never ``movieaugur``, ``commands`` or
 ``queries``. Test fakes (a local TMDB) live in the top-level ``testing`` package.

@@ -83,6 +83,7 @@ class ModelRuntime:
         self._build_failed = False
         self._maps: dict[int, tuple[FoldInModel, int, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._last_dislikes: tuple[tuple[Any, ...], np.ndarray] | None = None
+        self._last_scores: tuple[tuple[Any, ...], np.ndarray] | None = None  # a request that widens reuses them
 
     # -- the catalog ------------------------------------------------------------------------------
 
@@ -191,6 +192,10 @@ class ModelRuntime:
         fold = await self.model(model, version)
         if fold is None:
             return None
+        key = (id(fold), item_type, frozenset(exclude), frozenset(weights.items()))
+        if self._last_scores is not None and self._last_scores[0] == key:  # the same request, wider
+            scores = self._last_scores[1]
+            return [(fold.keys[i], float(scores[i])) for i in top_k(scores, n)]
         idx, w = fold.user_input(weights)
         if not (w > 0).any():
             return None  # nothing positive the model knows: the published list or popularity answers
@@ -207,10 +212,11 @@ class ModelRuntime:
         scores[fold.cold_columns] = -np.inf  # items without positives in training are cold: the content slots place them
         if item_type is not None:
             scores[~fold.type_mask(item_type)] = -np.inf
-        for key in exclude:
-            column = fold.index.get(key)
+        for excluded in exclude:
+            column = fold.index.get(excluded)
             if column is not None:
                 scores[column] = -np.inf
+        self._last_scores = (key, scores)
         return [(fold.keys[i], float(scores[i])) for i in top_k(scores, n)]
 
     async def cold_items(

@@ -118,8 +118,9 @@ def cold_slot_count(limit: int, share: float) -> int:
 
 
 def cold_positions(limit: int, slots: int) -> list[int]:
-    """0-based positions of the cold slots, spread evenly: 20 and 2 → 4 and 14 (5th and 15th)."""
-    return [max(0, round(limit * (2 * j + 1) / (2 * slots)) - 1) for j in range(slots)]
+    """0-based positions of the cold slots, spread evenly (centres of equal parts, rounded half up):
+    20 and 2 → 4 and 14 (5th and 15th), 5 and 1 → 2 (the 3rd)."""
+    return [max(0, int(limit * (2 * j + 1) / (2 * slots) + 0.5) - 1) for j in range(slots)]
 
 
 def interleave(ranked: Sequence[T], cold: Sequence[T], limit: int, slots: int) -> list[T]:

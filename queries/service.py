@@ -214,11 +214,23 @@ class QueryService:
         when fold-in cannot run (then the published list answers)."""
         if self.runtime is None or user is None or user.version is None or not user.weights or not self.settings.fold_in:
             return None
-        rows = await self.runtime.recommend(user.model, user.version, user.weights, 2 * limit + 10, item_type, exclude)
-        if not rows:
-            return None
-        seen = await self.seen_among(user.user_id, [key for key, _ in rows])
-        chosen = listed.boost([(*split_key(key), score) for key, score in rows if key not in seen])[:limit]
+        # A heavy user's history is cut at MOVIEAUGUR_FOLD_IN_MAX_HISTORY: items seen beyond the cut may
+        # lead the ranking and go to the seen filter, so widen (the runtime keeps the scores) until enough stay.
+        truncated = len(user.weights) >= self.settings.fold_in_max_history
+        wanted, checked = 2 * limit + 10, 0
+        unseen: list[tuple[str, str, float]] = []
+        while True:
+            rows = await self.runtime.recommend(user.model, user.version, user.weights, wanted, item_type, exclude)
+            if not rows:
+                return None
+            fresh_rows = rows[checked:]
+            seen = await self.seen_among(user.user_id, [key for key, _ in fresh_rows])
+            unseen.extend((*split_key(key), score) for key, score in fresh_rows if key not in seen)
+            checked = len(rows)
+            if len(unseen) >= limit or not truncated or len(rows) < wanted or wanted >= 64 * limit:
+                break
+            wanted *= 4
+        chosen = listed.boost(unseen)[:limit]
         if not chosen:
             return None
         return Ranked(await self.hydrate(chosen), model=user.model, model_version=user.version)

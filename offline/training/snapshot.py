@@ -37,7 +37,7 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,8 @@ SCHEMA = pa.schema([
     ("source", _DICT),
 ])
 COLUMNS = tuple(SCHEMA.names)
+#: What the matrix needs (rows are already in log order: segments are read in (partition, start) order).
+MATRIX_COLUMNS = tuple(c for c in COLUMNS if c not in ("partition", "offset"))
 
 
 class SnapshotMismatch(RuntimeError):
@@ -440,16 +442,56 @@ def _first_seen(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return rank[codes], order
 
 
+_HASH_CHUNK = 1 << 20
+_HASH_MULTIPLIER = np.uint64(0x100000001B3)  # FNV's 64-bit prime, as a polynomial base
+
+
+def _string_hashes(strings: pa.Array) -> np.ndarray:
+    """A 64-bit polynomial hash of each string, vectorised over Arrow's offsets and bytes."""
+    out = np.zeros(len(strings), dtype=np.uint64)
+    for begin in range(0, len(strings), _HASH_CHUNK):
+        part = strings.slice(begin, _HASH_CHUNK)
+        if part.type != pa.string():
+            part = part.cast(pa.string())
+        offsets = np.frombuffer(part.buffers()[1], dtype=np.int32, count=len(part) + 1, offset=part.offset * 4)
+        data = np.frombuffer(part.buffers()[2], dtype=np.uint8) if part.buffers()[2] is not None else np.zeros(0, np.uint8)
+        first, last = int(offsets[0]), int(offsets[-1])
+        lengths = np.diff(offsets)
+        owner = np.repeat(np.arange(len(part)), lengths)
+        position = np.arange(last - first, dtype=np.int64) - (offsets[:-1] - first)[owner]
+        powers = np.cumprod(np.full(max(1, int(lengths.max(initial=0))), _HASH_MULTIPLIER, dtype=np.uint64))
+        terms = (data[first:last].astype(np.uint64) + np.uint64(1)) * powers[position]  # wraps mod 2**64
+        hashes = np.zeros(len(part), dtype=np.uint64)
+        filled = lengths > 0
+        hashes[filled] = np.add.reduceat(terms, (offsets[:-1] - first)[filled]) if terms.size else 0
+        out[begin : begin + len(part)] = hashes + lengths.astype(np.uint64)
+    return out
+
+
 def _first_occurrences(column: pa.ChunkedArray) -> np.ndarray:
-    """True for the first row of each event_id (rows are in log order)."""
-    # One array, one hash table: encoding a chunked column gives every chunk the whole dictionary.
-    encoded = pc.dictionary_encode(column.combine_chunks() if column.num_chunks else pa.array([], pa.string()))
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
-    if len(encoded.dictionary) == codes.size:
-        return np.ones(codes.size, dtype=bool)  # every id distinct: the usual case
-    keep = np.zeros(codes.size, dtype=bool)
-    first = _first_rows(codes, len(encoded.dictionary))
-    keep[first[first < codes.size]] = True
+    """True for the first row of each event_id (rows are in log order).
+
+    Exact, in O(n) memory of 8-byte hashes rather than a hash table of all ids: rows whose hash no
+    other row shares are first occurrences; only the rows of hash groups (real duplicates, and
+    the rare collision) are compared by their ids, in log order.
+    """
+    hashes = np.concatenate([_string_hashes(chunk) for chunk in column.chunks]) if column.num_chunks else np.zeros(0, np.uint64)
+    keep = np.ones(hashes.size, dtype=bool)
+    if hashes.size < 2:
+        return keep
+    ordered = np.sort(hashes)
+    same = ordered[1:] == ordered[:-1]
+    if not same.any():
+        return keep  # every id distinct: the usual case
+    shared = np.unique(ordered[1:][same])  # hash values that more than one row has
+    slot = np.minimum(np.searchsorted(shared, hashes), shared.size - 1)
+    rows = np.flatnonzero(shared[slot] == hashes)
+    seen: set[str] = set()
+    for row, event_id in zip(rows.tolist(), column.take(pa.array(rows)).to_pylist(), strict=True):
+        if event_id in seen:
+            keep[row] = False
+        else:
+            seen.add(event_id)
     return keep
 
 
@@ -551,7 +593,7 @@ async def load_matrix(
     mark = time.perf_counter()
     redactions = await read_redactions(log)
     async with _locked(folder, exclusive=False):
-        table, manifest = await asyncio.to_thread(read_table, folder)
+        table, manifest = await asyncio.to_thread(read_table, folder, MATRIX_COLUMNS)
     clock["read"] = time.perf_counter() - mark
     mark = time.perf_counter()
     data = await asyncio.to_thread(matrix_from_table, table, weights, redactions, half_life_days)
@@ -572,8 +614,3 @@ def describe(folder: Path | str) -> dict[str, Any]:
     return {"folder": str(folder), "exists": True, "events": manifest.events, "segments": len(manifest.segments),
             "bytes": size, "positions": manifest.sources()}
 
-
-def iter_segments(folder: Path | str) -> Iterator[Path]:
-    manifest = Manifest.read(Path(folder))
-    if manifest is not None:
-        yield from segment_paths(Path(folder), manifest)

@@ -16,9 +16,11 @@ import numpy as np
 from domain.events import InteractionRecorded, ItemCatalogued, from_unix
 from kernel.settings import Settings
 from movieaugur import operations
+from movieaugur.app import create_app
+from movieaugur.bootstrap import bootstrap
 from offline.serving import ModelRuntime
 from queries.fresh import cold_positions, cold_slot_count, interleave
-from tests.conftest import settle, wait_until
+from tests.conftest import serve, settle, wait_until
 
 NOW = int(time.time()) - 3600
 CLUSTERS = {
@@ -193,6 +195,24 @@ async def test_a_dislike_demotes_what_is_similar(client, container) -> None:
     assert ids(after)[0].startswith("a")
 
 
+async def test_a_heavy_users_history_beyond_the_cap_stays_out(tmp_path: Path) -> None:
+    """Fold-in reads the strongest MOVIEAUGUR_FOLD_IN_MAX_HISTORY interactions; what the user saw
+    beyond them still never comes back, and the list is still the fold-in's."""
+    container = await bootstrap(Settings(mode="embedded", data_dir=tmp_path / "state", fold_in_max_history=3))
+    try:
+        async with serve(create_app(container)) as client:
+            version = await trained(container)
+            # every horror film seen; fold-in reads 3 of them, so the 12 others lead its ranking
+            seen = [event("heavy", f"b{n}", "view") for n in range(PER_CLUSTER)] + [event("heavy", "b12"), event("heavy", "b13")]
+            assert (await client.post("/v1/events", json=seen)).status == 200
+            await settle(container)
+            body = await recommended(client, "heavy", "?limit=1&item_type=movie")
+            assert body["fallback"] is None and body["model_version"] == version
+            assert [i[0] for i in ids(body)] == ["a"]  # the first film not seen
+    finally:
+        await container.close()
+
+
 async def test_missing_or_broken_artifacts_fall_back_cleanly(client, container, settings: Settings) -> None:
     version = await trained(container)
     directory = settings.models_dir / "default" / version
@@ -221,7 +241,7 @@ async def test_the_runtime_alone_and_fold_in_off(container) -> None:
 
 def test_cold_slot_rule() -> None:
     assert cold_slot_count(20, 0.1) == 2 and cold_slot_count(10, 0.1) == 1 and cold_slot_count(20, 0.0) == 0
-    assert cold_positions(20, 2) == [4, 14]
+    assert cold_positions(20, 2) == [4, 14] and cold_positions(5, 1) == [2] and cold_positions(10, 1) == [4]
     assert interleave(list("abcdefghij"), ["X"], 10, 1) == list("abcdXefghi")
     assert interleave(list("abc"), ["X", "Y"], 20, 2) == list("abcXY")
     assert interleave(list("abc"), [], 20, 2) == list("abc")

@@ -23,6 +23,7 @@ from movieaugur.adapters.memory_log import MemoryEventLog
 from movieaugur.adapters.sqlite_log import SQLiteEventLog
 from movieaugur.bootstrap import bootstrap
 from offline.ingest.sample import generate_sample
+from offline.training import snapshot
 from offline.training.interaction_matrix import InteractionMatrix, load_interactions
 from offline.training.models import load_model
 from offline.training.snapshot import (
@@ -261,3 +262,15 @@ async def test_auto_source_uses_the_snapshot_once_it_exists(container, tmp_path:
     assert report.source == "snapshot"
     rebuilt = await operations.snapshot(container, rebuild=True)
     assert rebuilt["appended"] == len(sample.interactions)
+
+
+def test_event_id_dedupe_is_exact_even_when_hashes_collide(monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = pa.chunked_array([pa.array(["a", "b", "a", "c"]), pa.array(["b", "", "a", ""]), pa.array([], pa.string())])
+    want = [True, True, False, True, False, True, False, False]
+    assert snapshot._first_occurrences(ids).tolist() == want
+    monkeypatch.setattr(snapshot, "_string_hashes", lambda chunk: np.zeros(len(chunk), np.uint64))
+    assert snapshot._first_occurrences(ids).tolist() == want  # every row collides: all compared by id
+    distinct = pa.chunked_array([pa.array([f"id{n}" for n in range(5000)])])
+    monkeypatch.undo()
+    assert snapshot._first_occurrences(distinct).all()
+    assert len(set(snapshot._string_hashes(distinct.chunk(0)).tolist())) == 5000
