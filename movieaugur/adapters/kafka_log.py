@@ -39,6 +39,7 @@ from domain.events import (
     MovieAugurEvent,
 )
 from domain.ports import AppendResult, EventIdConflict, EventLog, LoggedEvent, LogUnavailable, Position, ReadResult
+from infra.replication import replication_for
 from kernel.settings import Settings
 from movieaugur.adapters.event_ids import RedisEventIds
 
@@ -103,12 +104,17 @@ class KafkaEventLog(EventLog):
             log.warning("Kafka at %s not reachable at start (%r); will retry on use", self.bootstrap, error)
 
     async def ensure_topics(self) -> None:
+        """Create the missing topics with as many copies as the cluster's size allows (three, two in
+        sync, from three brokers on; infra/replication.py), so a lost broker loses no acknowledged event."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
         await admin.start()
         try:
             existing = set(await admin.list_topics())
+            brokers = len((await admin.describe_cluster())["brokers"])
+            factor, min_isr = replication_for(brokers)
             wanted = [
-                NewTopic(self.topic(s), TOPIC_PARTITIONS.get(s, self.settings.kafka_partitions), 1, topic_configs=TOPIC_CONFIGS[s])
+                NewTopic(self.topic(s), TOPIC_PARTITIONS.get(s, self.settings.kafka_partitions), factor,
+                         topic_configs={**TOPIC_CONFIGS[s], "min.insync.replicas": str(min_isr)})
                 for s in STREAMS
                 if self.topic(s) not in existing
             ]
@@ -299,6 +305,11 @@ class KafkaEventLog(EventLog):
             consumer = await self._consumer(stream)
             if tp not in consumer.assignment():  # revoked by a rebalance since the caller asked
                 return ReadResult([], start)
+            # Point the fetcher at `start` first: after a rebalance it prefetches from the group's
+            # (absent) committed offset, and while those records sit in its buffer it fetches the
+            # partition no more, so the end it last saw would never move past `start` again.
+            if await consumer.position(tp) != start:
+                consumer.seek(tp, start)
             # Nothing to read at or past the partition's end: say so now rather than wait out the
             # fetch timeout (a projector reads several partitions per step, often idle ones). The
             # end is the one the background fetcher last saw (at most one fetch round old); asking
@@ -308,8 +319,6 @@ class KafkaEventLog(EventLog):
                 end = (await consumer.end_offsets([tp]))[tp]
             if start >= end:
                 return ReadResult([], start)
-            if await consumer.position(tp) != start:
-                consumer.seek(tp, start)
             fetched = await consumer.getmany(tp, timeout_ms=200, max_records=limit)
             records = fetched.get(tp, [])
             next_offset = await consumer.position(tp)

@@ -1,0 +1,72 @@
+"""A projector worker's group reader against the real broker: it must keep seeing new events after
+its group rebalances (a worker joins or leaves), also when it had read every partition to its end
+just before. Found the hard way: after a rebalance the fetcher prefetched from offset 0, kept those
+records buffered, and the end it reported never moved again, so a projection stalled for good."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from domain.events import INTERACTIONS, InteractionRecorded
+from infra.local.testing import ensure_stack
+from movieaugur.adapters.kafka_log import KafkaEventLog
+from movieaugur.stack_settings import stack_settings
+
+pytestmark = pytest.mark.stack
+
+
+def _events(tag: str, count: int) -> list[InteractionRecorded]:
+    return [
+        InteractionRecorded.new(event_id=f"{tag}-{i}", user_id=f"u{i}", item_id=f"m{i % 7}", item_type="movie")
+        for i in range(count)
+    ]
+
+
+async def _read_to_end(log: KafkaEventLog, positions: dict[int, int], expect: int, timeout: float = 60.0) -> int:
+    """Read the assigned partitions from `positions` on, as a projector does, until `expect` events
+    arrived; return how many were read."""
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while seen < expect:
+        assert time.monotonic() < deadline, f"read {seen} of {expect} events; positions {positions}"
+        for partition in await log.partitions(INTERACTIONS):
+            start = positions.get(partition, 0)
+            result = await log.read(INTERACTIONS, partition, start, 500)
+            seen += len(result.events)
+            positions[partition] = result.next_offset
+        await asyncio.sleep(0.05)
+    return seen
+
+
+async def test_group_reader_sees_new_events_after_a_rebalance() -> None:
+    settings = stack_settings(ensure_stack()).model_copy(update={"topic_prefix": f"g{uuid.uuid4().hex[:8]}."})
+    writer = KafkaEventLog(settings)
+    reader = KafkaEventLog(settings, group=f"{settings.topic_prefix}readers")
+    joiner = KafkaEventLog(settings, group=f"{settings.topic_prefix}readers")
+    try:
+        await writer.ensure_topics()
+        await writer.append(_events("first", 300))
+        positions: dict[int, int] = {}
+        assert await _read_to_end(reader, positions, 300) == 300  # every partition read to its end
+
+        # A second member joins (the group rebalances), then leaves (it rebalances back).
+        await joiner.partitions(INTERACTIONS)
+        deadline = time.monotonic() + 60
+        while len(await reader.partitions(INTERACTIONS)) == 3 or not await joiner.partitions(INTERACTIONS):
+            assert time.monotonic() < deadline, "the group never rebalanced onto the joiner"
+            await asyncio.sleep(0.2)
+        await joiner.close()
+        while len(await reader.partitions(INTERACTIONS)) < 3:
+            assert time.monotonic() - deadline < 60, "the reader never got its partitions back"
+            await asyncio.sleep(0.2)
+
+        await writer.append(_events("second", 300))
+        assert await _read_to_end(reader, positions, 300) == 300
+    finally:
+        await writer.close()
+        await reader.close()
+        await joiner.close()
