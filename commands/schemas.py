@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from domain.item_types import ItemTypeRegistry
 from domain.weights import ActionWeights
+from kernel.experiments import RECOMMENDATION_ID, RECOMMENDATION_ID_MAX
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=512)]
@@ -80,6 +81,11 @@ class InteractionIn(_Strict):
     action: str = "view"
     value: Annotated[float, Field(allow_inf_nan=False)] | None = Field(default=None, validate_default=True)
     timestamp: int | None = None
+    # The `recommendation_id` of the served list this interaction came from (attribution to an
+    # A/B variant, kernel/experiments.py); optional.
+    recommendation_id: (
+        Annotated[str, StringConstraints(max_length=RECOMMENDATION_ID_MAX, pattern=RECOMMENDATION_ID.pattern)] | None
+    ) = None
 
     _type = field_validator("item_type")(_registered)
     _time = field_validator("timestamp")(lambda v, info: v if v is None else _not_future(v, info))

@@ -145,6 +145,8 @@ class CommandService:
                 value=row.value,
                 source="api",
                 server_time=row.timestamp is None,
+                # only when sent: records of interactions without one stay as they were
+                **({"recommendation_id": row.recommendation_id} if row.recommendation_id else {}),
             )
             for row in rows
         ]

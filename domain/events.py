@@ -31,6 +31,8 @@ STREAMS = (INTERACTIONS, ITEMS, POPULARITY, RECOMMENDATIONS, REDACTIONS, LISTS, 
 # What is not an event's content: where it sits in eventsourcing's terms. The time is content only
 # where a client chose it (see `time_is_content`).
 _NOT_CONTENT = frozenset({"originator_id", "originator_version"})
+# Optional fields added to an event after events without them were recorded (and fingerprinted).
+_OPTIONAL_LATER = ("recommendation_id",)
 
 
 def originator_for(event_id: str) -> UUID:
@@ -78,6 +80,9 @@ class MovieAugurEvent(DomainEvent):
         """A digest of the event's content: two events with one event_id and equal fingerprints
         are the same fact posted twice; different fingerprints are a client reusing an id."""
         content = {k: v for k, v in vars(self).items() if k not in _NOT_CONTENT}
+        for name in _OPTIONAL_LATER:  # absent and None are one content: old fingerprints stay valid
+            if content.get(name, 0) is None:
+                del content[name]
         if self.time_is_content:
             content["timestamp"] = self.occurred_at
         else:
@@ -111,6 +116,9 @@ class InteractionRecorded(MovieAugurEvent):
     source: str = "api"
     # True when the write API stamped the time because the client sent none.
     server_time: bool = False
+    # The served list this interaction came from (kernel/experiments.py: it names the experiment
+    # and variant), when the client sent it back; events from before it existed have None.
+    recommendation_id: str | None = None
 
     @property
     def key(self) -> str:
@@ -123,6 +131,29 @@ class InteractionRecorded(MovieAugurEvent):
     @property
     def item_key(self) -> str:
         return f"{self.item_type}:{self.item_id}"
+
+
+class RecommendationsServed(MovieAugurEvent):
+    """A list was shown to a user inside an A/B experiment: the exposure that click-through is
+    measured against. Its event_id is the list's recommendation id. It is on the interactions
+    stream, keyed by user like the user's clicks, so no new topic is needed and a user's exposures
+    and clicks share one partition; everything else reading that stream skips it by type.
+
+    Recorded by the query side in the background (queries/exposures.py), so it is best effort: an
+    exposure still queued when a query process crashes is lost (at most a flush interval's worth)."""
+
+    stream: ClassVar[str] = INTERACTIONS
+    user_id: str
+    experiment: str
+    variant: str
+    model: str
+    model_version: str | None = None
+    fallback: str | None = None
+    items: list[str] | None = None  # "item_type:item_id", in the order shown
+
+    @property
+    def key(self) -> str:
+        return self.user_id
 
 
 class ItemCatalogued(MovieAugurEvent):
@@ -325,6 +356,7 @@ class UserNotified(MovieAugurEvent):
 
 EVENT_TYPES: tuple[type[MovieAugurEvent], ...] = (
     InteractionRecorded,
+    RecommendationsServed,
     ItemCatalogued,
     PopularityObserved,
     RecommendationsPublished,

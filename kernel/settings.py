@@ -15,6 +15,8 @@ import platformdirs
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kernel.experiments import Experiment, parse_experiments
+
 DEFAULT_ACTION_WEIGHTS: dict[str, float] = {
     "view": 1.0,
     "click": 0.5,
@@ -90,6 +92,17 @@ class Settings(BaseSettings):
     cold_item_min_affinity: float = Field(0.05, ge=0.0, le=1.0)
     dislike_penalty: float = Field(1.0, ge=0.0, le=100.0)
 
+    # A/B experiments (kernel/experiments.py): JSON `{"name": {"variant": {"model": m, "share": s}, ...}}`,
+    # shares summing to 1; `?experiment=name` (or the default experiment, for requests naming no model)
+    # serves the user's variant. Exposures go to the log in the background, every flush_seconds or
+    # queue_max lists (more waiting are dropped and counted); conversion_actions count as conversions.
+    experiments: Annotated[dict[str, Any], NoDecode] = Field(default_factory=dict)
+    default_experiment: str = ""
+    experiment_conversion_actions: Annotated[tuple[str, ...], NoDecode] = ("view", "like", "watchlist", "rating")
+    exposure_log: bool = True
+    exposure_flush_seconds: float = Field(0.2, gt=0, le=60)
+    exposure_queue_max: int = Field(10_000, ge=1, le=1_000_000)
+
     # Users' named lists (names like item types: lower-case letters, digits, '-', '_') and what
     # each does to recommendations: exclude (its items are left out), boost (those the model
     # ranked come first) or none (lists not named here).
@@ -134,7 +147,9 @@ class Settings(BaseSettings):
     tmdb_max_pages: int = 5
     tmdb_requests_per_10s: float = 40.0
 
-    @field_validator("item_types", "api_keys", "read_api_keys", "document_projections", mode="before")
+    @field_validator(
+        "item_types", "api_keys", "read_api_keys", "document_projections", "experiment_conversion_actions", mode="before"
+    )
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -198,6 +213,24 @@ class Settings(BaseSettings):
                 f"MOVIEAUGUR_LIST_EFFECTS names {', '.join(unknown)}, not in MOVIEAUGUR_LISTS ({', '.join(self.lists) or 'none'})"
             )
         return self
+
+    @field_validator("experiments", mode="before")
+    @classmethod
+    def _parse_experiments(cls, value: Any) -> Any:
+        """JSON text or a dict; every experiment valid (names, models, shares summing to 1)."""
+        parsed = json.loads(value) if isinstance(value, str) else value
+        parse_experiments(parsed)
+        return parsed
+
+    @model_validator(mode="after")
+    def _default_experiment_known(self) -> Settings:
+        if self.default_experiment and self.default_experiment not in self.experiments:
+            raise ValueError(f"MOVIEAUGUR_DEFAULT_EXPERIMENT {self.default_experiment!r} is not in MOVIEAUGUR_EXPERIMENTS")
+        return self
+
+    def experiment_specs(self) -> dict[str, Experiment]:
+        """The configured experiments, parsed (validated when the settings were read)."""
+        return parse_experiments(self.experiments)
 
     def list_effect(self, name: str) -> str:
         """What list `name` does to recommendations: exclude, boost or none."""

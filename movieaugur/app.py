@@ -24,6 +24,7 @@ from movieaugur.local_views import LocalCatalog
 from movieaugur.openapi import add_docs_routes, build_spec
 from offline.arrival_notifier import ArrivalNotifier
 from offline.serving import ModelRuntime
+from queries.exposures import ExposureRecorder
 from queries.http import add_query_routes, read_errors
 from queries.service import QueryService
 
@@ -59,7 +60,13 @@ def create_app(container: Container, roles: Iterable[str] = ROLES) -> web.Applic
         catalog.store.listeners.append(runtime.catalog_changed)
         catalog.when_caught_up.append(runtime.warm_up)
         service = QueryService(container.store, settings, catalog=catalog.store, runtime=runtime)
-        add_query_routes(app, service, metrics)
+        exposures = None
+        if settings.exposure_log:  # lists served in experiments, to the log in the background
+            exposures = ExposureRecorder(
+                container.log, settings.exposure_flush_seconds, settings.exposure_queue_max, metrics.registry
+            )
+            app.cleanup_ctx.append(exposures.running)
+        add_query_routes(app, service, metrics, exposures)
         add_dashboard_routes(app, container, service, metrics)  # /dashboard: HTML over the same reads
     spec = build_spec(settings.max_batch, settings)
 

@@ -199,9 +199,14 @@ class Item(TypedDict, total=False):
 
 class Ranked(TypedDict, total=False):
     """Popularity, recommendations and similar items: `items` best first; `fallback` is
-    "popularity" when the model had nothing for the user."""
+    "popularity" when the model had nothing for the user. Recommendations also carry
+    `recommendation_id` (send it back with the interactions the list led to), and the A/B
+    `experiment` and `variant` the user was served in (None outside experiments)."""
 
     items: list[Item]
+    recommendation_id: str
+    experiment: str | None
+    variant: str | None
     model: str | None
     model_version: str | None
     fallback: str | None
@@ -411,7 +416,8 @@ class AsyncClient:
         """Record interactions (`POST /v1/events`), any number, in batches, in order.
 
         Each event: user_id, item_id, item_type, and optionally action ("view"), value (a
-        rating's), timestamp (Unix seconds), event_id (given here when missing). Raises the
+        rating's), timestamp (Unix seconds), event_id (given here when missing), and
+        recommendation_id (of the served list the interaction came from: A/B attribution). Raises the
         first batch's error; `error.uploaded` says what earlier batches recorded."""
         result = UploadResult()
 
@@ -444,10 +450,13 @@ class AsyncClient:
         return cast(Ranked, await self._request("GET", f"/v1/popularity/{_segment(item_type)}", params=params))
 
     async def recommendations(self, user_id: str, limit: int = 20, item_type: str | None = None,
-                              exclude: Iterable[str] = (), model: str | None = None) -> Ranked:
+                              exclude: Iterable[str] = (), model: str | None = None,
+                              experiment: str | None = None) -> Ranked:
         """Recommendations for a user, seen items left out; `exclude` holds "item_type:item_id"
-        keys. A user the model knows nothing of gets popularity, with `fallback` "popularity"."""
-        params = _params(limit=limit, item_type=item_type, exclude=",".join(exclude) or None, model=model)
+        keys. A user the model knows nothing of gets popularity, with `fallback` "popularity".
+        `experiment`: serve the user's variant of that A/B experiment."""
+        params = _params(limit=limit, item_type=item_type, exclude=",".join(exclude) or None, model=model,
+                         experiment=experiment)
         return cast(Ranked, await self._request("GET", f"/v1/users/{_segment(user_id)}/recommendations", params=params))
 
     async def item(self, item_type: str, item_id: str) -> Item:
@@ -471,6 +480,10 @@ class AsyncClient:
 
     async def item_types(self) -> list[str]:
         return cast(list[str], (await self._request("GET", "/v1/item-types"))["item_types"])
+
+    async def experiments(self) -> list[dict[str, Any]]:
+        """Each A/B experiment's variants with their exposures, clicks, conversions and rates."""
+        return cast(list[dict[str, Any]], (await self._request("GET", "/v1/experiments"))["experiments"])
 
     # -- users' lists (GET/POST/PUT/DELETE /v1/users/{user_id}/lists...) ------------------------
     # Every write carries an event_id fixed before the first attempt, so a retry appends nothing.
@@ -581,8 +594,9 @@ class Client:
         return self._run(self._async.popularity(item_type, window, limit, offset, category, decay=decay, at=at))
 
     def recommendations(self, user_id: str, limit: int = 20, item_type: str | None = None,
-                        exclude: Iterable[str] = (), model: str | None = None) -> Ranked:
-        return self._run(self._async.recommendations(user_id, limit, item_type, exclude, model))
+                        exclude: Iterable[str] = (), model: str | None = None,
+                        experiment: str | None = None) -> Ranked:
+        return self._run(self._async.recommendations(user_id, limit, item_type, exclude, model, experiment))
 
     def item(self, item_type: str, item_id: str) -> Item:
         return self._run(self._async.item(item_type, item_id))
@@ -595,6 +609,9 @@ class Client:
 
     def models(self) -> list[dict[str, Any]]:
         return self._run(self._async.models())
+
+    def experiments(self) -> list[dict[str, Any]]:
+        return self._run(self._async.experiments())
 
     def model(self, name: str) -> dict[str, Any]:
         return self._run(self._async.model(name))

@@ -2,7 +2,7 @@
 
 `GET /dashboard` shows popularity per item type and window, the model registry (every published
 version with its held-out metrics against popularity, and a chart of held-out NDCG@100 over time),
-and the process's operations: projector positions and lag, the log's size and ingest rate, request
+the A/B experiments' per-variant counts (movieaugur/dashboard_experiments.py), and the process's operations: projector positions and lag, the log's size and ingest rate, request
 and error counts. `GET /dashboard/users/{user_id}` explores one user: history, and the
 recommendations of every published model side by side with the popularity fallback.
 
@@ -31,7 +31,10 @@ from aiohttp import web
 from domain.events import STREAMS
 from kernel.http import Metrics
 from movieaugur.bootstrap import Container
+from movieaugur.dashboard_experiments import experiments_section
 from projections import recommendations as recommendations_view
+from queries.experiments import ExperimentQueries
+from queries.http import EXPERIMENTS
 from queries.service import NotFound, QueryService, Ranked
 
 log = logging.getLogger(__name__)
@@ -359,10 +362,12 @@ def _other_metrics(values: dict[str, Any] | None) -> str:
 
 
 class Dashboard:
-    def __init__(self, container: Container, service: QueryService, metrics: Metrics):
+    def __init__(self, container: Container, service: QueryService, metrics: Metrics,
+                 experiments: ExperimentQueries | None = None):
         self.container = container
         self.service = service
         self.metrics = metrics
+        self.experiments = experiments
         self.rates = RateSampler()
         self.started = time.time()
 
@@ -428,6 +433,10 @@ class Dashboard:
             "registry. The version that answers for a name is the latest published.</p>"
             + ndcg_chart(versions) + table
         )
+
+    async def experiments_html(self) -> str:
+        report = await self.experiments.report() if self.experiments is not None else []
+        return experiments_section(report, self.service.settings.experiment_conversion_actions)
 
     # -- operations --
 
@@ -526,9 +535,10 @@ class Dashboard:
     # -- pages --
 
     async def overview(self) -> str:
-        popularity, models, operations = await asyncio.gather(
+        popularity, models, experiments, operations = await asyncio.gather(
             _guarded("popularity", self.popularity()),
             _guarded("model registry", self.models()),
+            _guarded("experiments", self.experiments_html()),
             _guarded("operations", self.operations()),
         )
         return _page("MovieAugur dashboard", (
@@ -536,6 +546,7 @@ class Dashboard:
             f"<section id='users'><h2>User explorer</h2><p>History and every model's recommendations for one user: "
             f"{_user_form()}</p></section>"
             f"<section id='models'><h2>Model registry</h2>{models}</section>"
+            f"<section id='experiments'><h2>A/B experiments</h2>{experiments}</section>"
             f"<section id='operations'><h2>Operations</h2>{operations}</section>"
         ))
 
@@ -614,7 +625,7 @@ class Dashboard:
 
 def add_dashboard_routes(app: web.Application, container: Container, service: QueryService, metrics: Metrics) -> None:
     """GET /dashboard, /dashboard/users (the form's target: redirects) and /dashboard/users/{user_id}."""
-    dashboard = Dashboard(container, service, metrics)
+    dashboard = Dashboard(container, service, metrics, app.get(EXPERIMENTS))
 
     async def overview(_: web.Request) -> web.Response:
         return _html(await dashboard.overview())

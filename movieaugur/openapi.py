@@ -27,6 +27,13 @@ from commands.http import MAX_ITEM_BODY
 from commands.schemas import InteractionIn, ItemIn, ItemWithIdIn, LegacyEvent, ListItemIn, ListOrderIn
 from kernel.http import json_response
 from kernel.settings import Settings
+from movieaugur.openapi_experiments import (
+    EXAMPLE_RECOMMENDATION_ID,
+    SERVED_EXAMPLE,
+    SERVED_FIELDS,
+    experiment_paths,
+    experiment_schemas,
+)
 from queries.params import (
     ArrivalsParams,
     LegacyListParams,
@@ -52,6 +59,8 @@ _INTERACTIONS: list[dict[str, Any]] = [
     {"event_id": "3f1e8c1a-6d0b-4a43-9a4b-1f7c2b9e0a11", "user_id": "u1", "item_id": "m1", "item_type": "movie",
      "action": "rating", "value": 4.5, "timestamp": _T},
     {"event_id": "a8c2d3e4-7f60-4b1a-8c9d-0e1f2a3b4c5d", "user_id": "u1", "item_id": "m2", "item_type": "movie", "action": "like"},
+    {"event_id": "c41d9e2f-0b7a-4e36-9f15-2d8c6a4b1e70", "user_id": "u1", "item_id": "m1", "item_type": "movie",
+     "action": "click", "recommendation_id": EXAMPLE_RECOMMENDATION_ID},
 ]
 _LEGACY_EVENTS: list[dict[str, Any]] = [{"user_id": "u1", "item_id": "m1", "object_type": "movie", "timestamp": _T}]
 _ITEM_METADATA = {"title": "Heat", "description": "A heist film.", "release_date": "1995-12-15",
@@ -114,8 +123,8 @@ EXTRA_SCHEMAS: dict[str, Any] = {
     "Recommendations": {
         "allOf": [{"$ref": _SCHEMAS + "Ranked"}],
         "type": "object",
-        "required": ["user_id", "model", "items"],
-        "properties": {"user_id": {"type": "string"}},
+        "required": ["user_id", "recommendation_id", "experiment", "variant", "model", "items"],
+        "properties": {"user_id": {"type": "string"}, **SERVED_FIELDS},
     },
     "Similar": {
         "allOf": [{"$ref": _SCHEMAS + "Ranked"}],
@@ -524,6 +533,7 @@ def build_spec(max_batch: int, settings: Settings | None = None) -> dict[str, An
     _constrain(schemas, settings)
     schemas.update(EXTRA_SCHEMAS)
     schemas.update(_collection_schemas(settings))
+    schemas.update(experiment_schemas())
 
     def batch(model: str, example: list[dict[str, Any]], what: str) -> dict[str, Any]:
         return {
@@ -599,7 +609,10 @@ def build_spec(max_batch: int, settings: Settings | None = None) -> dict[str, An
         "/v1/users/{user_id}/recommendations": {"get": _operation(
             "getRecommendations", "Recommendations, seen items filtered", "queries",
             _ok("Items, best first; a user the model has nothing for gets popularity, marked by `fallback`", ref("Recommendations"),
-                {"user_id": "u1", "model": "default", "model_version": None, "fallback": "popularity", "items": _ITEMS}),
+                {"user_id": "u1", **SERVED_EXAMPLE, "model": "als", "model_version": None, "fallback": "popularity",
+                 "items": _ITEMS}),
+            description="Every list has a `recommendation_id`; inside an A/B experiment (`?experiment=`, or "
+                        "MOVIEAUGUR_DEFAULT_EXPERIMENT when no model is named) the user's variant's model answers.",
             parameters=path("user_id") + _query(RecommendationParams, {"exclude": ["movie:m3", "movie:m4"]}, item_types),
             errors=("400q", "401", "404"), security=_OPTIONAL_KEY)},
         "/v1/users/{user_id}/history": {"get": _operation(
@@ -663,6 +676,7 @@ def build_spec(max_batch: int, settings: Settings | None = None) -> dict[str, An
             parameters=path("user_id"), errors=("401",), security=_OPTIONAL_KEY)},
     }
     paths.update(_collection_paths(settings, path, ref))
+    paths.update(experiment_paths(_operation, _ok, ref, _OPTIONAL_KEY))
     return {
         "openapi": "3.1.0",
         "info": {

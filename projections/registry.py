@@ -6,6 +6,7 @@ from domain.weights import ActionWeights
 from projections.arrivals import ArrivalsProjection
 from projections.base import Projection
 from projections.catalog import CatalogProjection
+from projections.experiments import ExperimentsProjection
 from projections.history import HistoryProjection
 from projections.lists import ListsProjection
 from projections.matrix import UserItemMatrixProjection
@@ -24,5 +25,6 @@ def build_projections(weights: ActionWeights) -> dict[str, Projection]:
         ListsProjection(),
         ArrivalsProjection(),
         NotificationsProjection(),
+        ExperimentsProjection(),
     ]
     return {p.name: p for p in projections}

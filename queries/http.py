@@ -10,6 +10,8 @@ from pydantic import BaseModel, ValidationError
 from kernel.errors import describe
 from kernel.http import Handler, Metrics, error_response, json_response
 from queries.collections import CollectionQueries
+from queries.experiments import ExperimentQueries
+from queries.exposures import ExposureRecorder
 from queries.params import (
     ArrivalsParams,
     LegacyListParams,
@@ -24,6 +26,7 @@ from queries.service import NotFound, QueryService, Ranked
 
 SERVICE = web.AppKey("query_service", QueryService)
 COLLECTIONS = web.AppKey("collection_queries", CollectionQueries)
+EXPERIMENTS = web.AppKey("experiment_queries", ExperimentQueries)
 METRICS = web.AppKey("query_metrics", Metrics)
 P = TypeVar("P", bound=BaseModel)
 
@@ -100,12 +103,18 @@ async def popularity(request: web.Request) -> web.Response:
 
 async def recommendations(request: web.Request) -> web.Response:
     q = params(request, RecommendationParams)
-    ranked = await request.app[SERVICE].recommendations(
-        request.match_info["user_id"], q.model, q.item_type, q.limit, q.exclude
+    user_id = request.match_info["user_id"]
+    ranked, served = await request.app[EXPERIMENTS].recommend(
+        user_id, q.experiment, q.model, q.item_type, q.limit, q.exclude
     )
     if ranked.fallback:
         request.app[METRICS].fallbacks.inc()
-    return json_response(_v1(ranked, user_id=request.match_info["user_id"]))
+    return json_response(_v1(ranked, user_id=user_id, **served))
+
+
+async def experiments(request: web.Request) -> web.Response:
+    params(request, NoParams)
+    return json_response({"experiments": await request.app[EXPERIMENTS].report()})
 
 
 async def item(request: web.Request) -> web.Response:
@@ -178,10 +187,15 @@ async def notifications(request: web.Request) -> web.Response:
     return json_response({"user_id": user_id, "offset": q.offset, "notifications": found})
 
 
-def add_query_routes(app: web.Application, service: QueryService, metrics: Metrics) -> None:
+def add_query_routes(
+    app: web.Application, service: QueryService, metrics: Metrics, exposures: ExposureRecorder | None = None
+) -> None:
+    """`exposures`: where lists served in an experiment are queued for the log (None: not recorded)."""
     app[SERVICE] = service
     app[COLLECTIONS] = CollectionQueries(service)
     app[METRICS] = metrics
+    app[EXPERIMENTS] = ExperimentQueries(service, exposures, metrics.registry)
+    metrics.before_scrape.append(app[EXPERIMENTS].refresh_metrics)
     add = app.router.add_get
     add("/popularity/{object_type}", legacy_popularity)
     add("/recommendations/{model_name}/users/{user_id}", legacy_recommendations)
@@ -191,6 +205,7 @@ def add_query_routes(app: web.Application, service: QueryService, metrics: Metri
     add("/v1/items/{item_type}/{item_id}", item)
     add("/v1/items/{item_type}/{item_id}/similar", similar)
     add("/v1/models", models)
+    add("/v1/experiments", experiments)
     add("/v1/models/{name}", model)
     add("/v1/item-types", item_types)
     add("/v1/users/{user_id}/lists", user_lists)

@@ -38,6 +38,9 @@ class RecommendationParams(_Params):
         frozenset(), description="comma-separated item keys to leave out, as item_type:item_id"
     )
     model: str | None = Field(None, max_length=100)
+    experiment: str | None = Field(
+        None, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$", description="serve the user's variant of this A/B experiment"
+    )
 
     @field_validator("exclude", mode="before")
     @classmethod

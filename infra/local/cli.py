@@ -40,9 +40,13 @@ def _fail(exc: StackError) -> NoReturn:
 
 
 @app.command()
-def up() -> None:
+def up(brokers: int = typer.Option(0, "--brokers", min=0, help="KRaft nodes (combined broker+controller); "
+                                   "3 replicates every topic 3 times, 2 in sync. Default: MOVIEAUGUR_KAFKA_BROKERS, "
+                                   "else what this stack dir last ran, else 1.")) -> None:
     """Obtain what is missing (first run downloads and builds: minutes), start every component that
     is not running, and wait until each one answers its own protocol. Safe to repeat."""
+    if brokers:
+        os.environ["MOVIEAUGUR_KAFKA_BROKERS"] = str(brokers)
     stack = Stack()
     lines: list[str] = []
     try:

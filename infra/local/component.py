@@ -94,26 +94,37 @@ class Component:
     def start(self) -> float:
         """Bring this component up if it is not; returns seconds spent. Idempotent."""
         t0 = time.monotonic()
-        pid = self.proc.pid()
-        if pid is not None:
-            if self.probe() is None:
-                self.report(f"{self.name}: already running (pid {pid}) at {self.address}")
-                return 0.0
-            self.report(f"{self.name}: pid {pid} running but not ready yet; waiting for {self.ready_means}")
-            self.proc.wait_ready(self.probe, self.cfg.timeout, self.ready_means)
-            self.report(f"{self.name}: ready at {self.address}")
+        if self.launch():
+            self.report(f"{self.name}: started pid {self.proc.pid()}, waiting for {self.ready_means} (log {self.proc.log_file})")
+            waited = self.proc.wait_ready(self.probe, self.cfg.timeout, self.ready_means)
+            self.report(f"{self.name}: ready at {self.address} after {waited:.1f}s")
             return time.monotonic() - t0
+        if self.probe() is None:
+            self.report(f"{self.name}: already running (pid {self.proc.pid()}) at {self.address}")
+            return 0.0
+        self.report(f"{self.name}: pid {self.proc.pid()} running but not ready yet; waiting for {self.ready_means}")
+        self.proc.wait_ready(self.probe, self.cfg.timeout, self.ready_means)
+        self.report(f"{self.name}: ready at {self.address}")
+        return time.monotonic() - t0
+
+    def launch(self) -> bool:
+        """Spawn the server if it is not running, without waiting for it; True if spawned. Nodes that
+        only become ready together (a KRaft quorum needs a majority of its voters) are all launched
+        before any is waited for."""
+        if self.proc.pid() is not None:
+            return False
         if port_open(self.cfg.host, self.port):
             raise StackError(f"{self.name}: port {self.port} is already taken by a process this stack did not "
                              f"start (no live pid in {self.proc.pid_file}); stop it or set {self.env_port}")
         self.obtain()
         self.depends_ready()
         self.prepare()
-        pid = self.proc.spawn(self.command(), env=self.environment(), cwd=self.home, user=self.run_as())
-        self.report(f"{self.name}: started pid {pid}, waiting for {self.ready_means} (log {self.proc.log_file})")
-        waited = self.proc.wait_ready(self.probe, self.cfg.timeout, self.ready_means)
-        self.report(f"{self.name}: ready at {self.address} after {waited:.1f}s")
-        return time.monotonic() - t0
+        self.proc.spawn(self.command(), env=self.environment(), cwd=self.home, user=self.run_as())
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL the server's whole process group (fault tests: no shutdown hook runs)."""
+        self.proc.stop(grace=0.0, sig=signal.SIGKILL)
 
     def stop(self) -> bool:
         """Stop it if we started it. Data stays. True if a process was stopped."""

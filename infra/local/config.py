@@ -19,6 +19,13 @@ INFRA_DIR = REPO_ROOT / "infra"
 #: on the usual ports is never hit by accident.
 ENV_DEFAULTS: dict[str, str] = {
     "MOVIEAUGUR_STACK_DIR": str(REPO_ROOT / ".stack"),
+    # Where downloads and builds (Kafka jars, the Mongo sink, FerretDB) live; empty = the stack dir.
+    # A second stack (the three-broker one the fault tests run) points here at the first one's, so it
+    # starts in seconds instead of rebuilding FerretDB for two minutes.
+    "MOVIEAUGUR_STACK_DOWNLOADS": "",
+    # KRaft nodes (each a combined broker+controller). Broker n listens on KAFKA_PORT + 10*(n-1) and
+    # KAFKA_CONTROLLER_PORT + 10*(n-1). Empty = what the stack dir was last brought up with, else 1.
+    "MOVIEAUGUR_KAFKA_BROKERS": "",
     "MOVIEAUGUR_KAFKA_PORT": "19092",
     "MOVIEAUGUR_KAFKA_CONTROLLER_PORT": "19093",
     "MOVIEAUGUR_CONNECT_PORT": "18083",
@@ -55,11 +62,29 @@ def env(name: str) -> str:
     return os.environ.get(name) or ENV_DEFAULTS[name]
 
 
+#: The broker count `stack up --brokers N` used, kept in the stack dir so `status`/`down` and
+#: later `up`s agree with it without the flag.
+BROKERS_FILE = "kafka-brokers"
+
+
+def broker_count(root: Path) -> int:
+    """MOVIEAUGUR_KAFKA_BROKERS, else the count this stack dir was brought up with, else 1."""
+    text = env("MOVIEAUGUR_KAFKA_BROKERS").strip()
+    if not text and (root / BROKERS_FILE).exists():
+        text = (root / BROKERS_FILE).read_text().strip()
+    count = int(text or "1")
+    if count < 1:
+        raise ValueError(f"MOVIEAUGUR_KAFKA_BROKERS={count}: at least one broker")
+    return count
+
+
 @dataclass(frozen=True)
 class StackConfig:
     """A resolved snapshot of the environment: built once, passed to every component."""
 
     root: Path
+    downloads: Path
+    kafka_brokers: int
     kafka_port: int
     kafka_controller_port: int
     connect_port: int
@@ -83,8 +108,11 @@ class StackConfig:
 
     @classmethod
     def from_env(cls) -> StackConfig:
+        root = Path(env("MOVIEAUGUR_STACK_DIR")).resolve()
         return cls(
-            root=Path(env("MOVIEAUGUR_STACK_DIR")).resolve(),
+            root=root,
+            downloads=Path(env("MOVIEAUGUR_STACK_DOWNLOADS") or root).resolve(),
+            kafka_brokers=broker_count(root),
             kafka_port=int(env("MOVIEAUGUR_KAFKA_PORT")),
             kafka_controller_port=int(env("MOVIEAUGUR_KAFKA_CONTROLLER_PORT")),
             connect_port=int(env("MOVIEAUGUR_CONNECT_PORT")),
@@ -118,12 +146,17 @@ class StackConfig:
     @property
     def maven_repo(self) -> Path:
         """A private Maven local repository, so ~/.m2 is neither needed nor modified."""
-        return self.root / "m2"
+        return self.downloads / "m2"
 
     # Addresses ------------------------------------------------------------------------------------
+    def broker_ports(self, node: int) -> tuple[int, int]:
+        """(client port, controller port) of KRaft node `node` (1-based)."""
+        return self.kafka_port + 10 * (node - 1), self.kafka_controller_port + 10 * (node - 1)
+
     @property
     def bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
+        """Every broker: a client that knows only a dead one could not find the others."""
+        return ",".join(f"{self.host}:{self.broker_ports(n)[0]}" for n in range(1, self.kafka_brokers + 1))
 
     @property
     def connect_url(self) -> str:

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from string import Template
 
+from ..replication import replication_for
 from .component import Component
 from .config import INFRA_DIR
 from .fetch import MONGO_SINK_CLASS, ensure_kafka_lib, ensure_mongo_sink, kafka_lib_dir, plugin_root
@@ -45,14 +46,19 @@ class ConnectWorker(Component):
         ensure_mongo_sink(self.cfg, self.report)
 
     def depends_ready(self) -> None:
-        reason = probe_kafka(self.cfg.host, self.cfg.kafka_port)
+        reason = probe_kafka(self.cfg.host, self.cfg.kafka_port) and probe_kafka(*self._any_broker())
         if reason:
             raise StackError(f"connect needs Kafka at {self.cfg.bootstrap_servers}: {reason}")
+
+    def _any_broker(self) -> tuple[str, int]:
+        """The last broker: with several, the first may be the one a test has just stopped."""
+        return self.cfg.host, self.cfg.broker_ports(self.cfg.kafka_brokers)[0]
 
     def render_properties(self) -> str:
         template = Template((INFRA_DIR / "connect" / "worker.template.properties").read_text())
         return template.substitute(bootstrap_servers=self.cfg.bootstrap_servers, host=self.cfg.host,
-                                   port=self.cfg.connect_port, plugin_path=plugin_root(self.cfg))
+                                   port=self.cfg.connect_port, plugin_path=plugin_root(self.cfg),
+                                   replication=replication_for(self.cfg.kafka_brokers)[0])
 
     def prepare(self) -> None:
         self._home()

@@ -43,7 +43,7 @@ class FerretDB(Component):
 
     @property
     def binary(self):
-        return self.cfg.root / "ferretdb" / "bin" / "ferretdb"
+        return self.cfg.downloads / "ferretdb" / "bin" / "ferretdb"
 
     @property
     def backend(self) -> str:

@@ -39,7 +39,7 @@ def _step(report: Reporter, title: str):
 
 
 def kafka_lib_dir(cfg: StackConfig) -> Path:
-    return cfg.root / "kafka" / "lib"
+    return cfg.downloads / "kafka" / "lib"
 
 
 def ensure_kafka_lib(cfg: StackConfig, report: Reporter) -> Path:
@@ -63,7 +63,7 @@ def ensure_kafka_lib(cfg: StackConfig, report: Reporter) -> Path:
 
 def plugin_root(cfg: StackConfig) -> Path:
     """Connect's plugin.path: one sub-folder per plugin (each gets its own class loader)."""
-    return cfg.root / "connect" / "plugins"
+    return cfg.downloads / "connect" / "plugins"
 
 
 def ensure_mongo_sink(cfg: StackConfig, report: Reporter) -> Path:
@@ -79,7 +79,7 @@ def ensure_mongo_sink(cfg: StackConfig, report: Reporter) -> Path:
         old.unlink()
     run_logged(_mvn(cfg) + [f"{DEPENDENCY_PLUGIN}:copy",
                             f"-Dartifact=org.mongodb.kafka:mongo-kafka-connect:{cfg.mongo_connector_version}:jar:all",
-                            f"-DoutputDirectory={folder}"], obtain_log(cfg), cwd=cfg.root)
+                            f"-DoutputDirectory={folder}"], obtain_log(cfg), cwd=cfg.downloads)
     if not jar.exists():
         raise StackError(f"expected {jar} after Maven; see {obtain_log(cfg)}")
     done()
@@ -89,8 +89,8 @@ def ensure_mongo_sink(cfg: StackConfig, report: Reporter) -> Path:
 def go_env(cfg: StackConfig) -> dict[str, str]:
     """Module and build caches inside the stack dir; -modcacherw so `rm -rf .stack` just works."""
     env = dict(os.environ)
-    env.update(GOBIN=str(cfg.root / "ferretdb" / "bin"), GOMODCACHE=str(cfg.root / "go" / "mod"),
-               GOCACHE=str(cfg.root / "go" / "cache"), GOFLAGS="-modcacherw", GOTOOLCHAIN="local",
+    env.update(GOBIN=str(cfg.downloads / "ferretdb" / "bin"), GOMODCACHE=str(cfg.downloads / "go" / "mod"),
+               GOCACHE=str(cfg.downloads / "go" / "cache"), GOFLAGS="-modcacherw", GOTOOLCHAIN="local",
                CGO_ENABLED="0")
     return env
 
@@ -164,7 +164,7 @@ def ensure_ferretdb(cfg: StackConfig, report: Reporter) -> Path:
     apply FERRETDB_PATCHES, `go build` it. Go caches (~1 GB) are deleted afterwards; only the 45 MB
     binary is kept.
     """
-    binary = cfg.root / "ferretdb" / "bin" / "ferretdb"
+    binary = cfg.downloads / "ferretdb" / "bin" / "ferretdb"
     stamp = binary.with_name(f".version-{cfg.ferretdb_version}-{FERRETDB_PATCH_LEVEL}")
     if binary.exists() and stamp.exists():
         return binary
@@ -175,11 +175,11 @@ def ensure_ferretdb(cfg: StackConfig, report: Reporter) -> Path:
     env = go_env(cfg)
     module = f"github.com/FerretDB/FerretDB@{cfg.ferretdb_version}"
     log = obtain_log(cfg)
-    run_logged([go, "mod", "download", "-json", module], log, env=env, cwd=cfg.root)
+    run_logged([go, "mod", "download", "-json", module], log, env=env, cwd=cfg.downloads)
     module_dir = Path(env["GOMODCACHE"]) / "github.com" / "!ferret!d!b" / f"!ferret!d!b@{cfg.ferretdb_version}"
     if not (module_dir / "go.mod").exists():
         raise StackError(f"go mod download did not produce {module_dir}; see {log}")
-    src = cfg.root / "ferretdb" / "src"
+    src = cfg.downloads / "ferretdb" / "src"
     if src.exists():
         shutil.rmtree(src)
     shutil.copytree(module_dir, src)
@@ -198,7 +198,7 @@ def ensure_ferretdb(cfg: StackConfig, report: Reporter) -> Path:
         old.unlink()
     stamp.write_text("ok\n")
     shutil.rmtree(src, ignore_errors=True)
-    shutil.rmtree(cfg.root / "go", ignore_errors=True)
+    shutil.rmtree(cfg.downloads / "go", ignore_errors=True)
     done()
     return binary
 

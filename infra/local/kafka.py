@@ -1,7 +1,13 @@
-"""A single-node Kafka 4.x in KRaft combined mode, run from Maven Central jars (no tarball).
+"""Kafka 4.x KRaft nodes in combined mode (broker and controller in one JVM), run from Maven Central
+jars (no tarball): one node by default, three with `stack up --brokers 3`.
 
-Tests stop and restart only the broker (to see writes fail with 503 and recover), so the data folder
-and the cluster id survive `stop()`; a fresh cluster is only formatted when no meta.properties exists.
+Combined rather than separate controllers: on one 2-core machine three extra controller JVMs would
+double the memory and start-up time for no gain in what the tests can show (a killed node takes its
+controller with it either way, and three voters survive one loss). Production separates them
+(docs/operations.md).
+
+Tests stop and restart brokers (to see writes fail with 503 and recover), so the data folders and the
+cluster id survive `stop()`; a node is only formatted when its data folder has no meta.properties.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ import uuid
 from pathlib import Path
 from string import Template
 
+from ..replication import replication_for
 from .component import Component
-from .config import INFRA_DIR
+from .config import INFRA_DIR, StackConfig
 from .fetch import ensure_kafka_lib, kafka_lib_dir, obtain_log
 from .probes import probe_kafka
-from .proc import StackError, run_logged
+from .proc import Reporter, StackError, run_logged
 
 #: Flags shared by both JVMs: small heaps, and few GC/JIT threads because the machine has 2 cores
 #: and runs the services and tests beside them.
@@ -55,19 +62,34 @@ def java_command(lib: Path, heap: str, logs_dir: Path, main: str, *args: str) ->
 
 
 class KafkaBroker(Component):
-    """Combined broker+controller (`process.roles=broker,controller`, node.id 1)."""
+    """One combined broker+controller (`process.roles=broker,controller`, node.id `node`). Node 1 is
+    named `kafka` (its folder and pid file as before clusters existed), node n `kafka-n`."""
 
     name = "kafka"
     env_port = "MOVIEAUGUR_KAFKA_PORT"
-    ready_means = "a metadata request listing the broker"
+    ready_means = "a metadata request listing a broker (the controller quorum has a leader)"
+
+    def __init__(self, cfg: StackConfig, report: Reporter | None = None, node: int = 1) -> None:
+        self.node = node
+        self.name = "kafka" if node == 1 else f"kafka-{node}"
+        super().__init__(cfg, report)
 
     @property
     def port(self) -> int:
-        return self.cfg.kafka_port
+        return self.cfg.broker_ports(self.node)[0]
+
+    @property
+    def controller_port(self) -> int:
+        return self.cfg.broker_ports(self.node)[1]
 
     @property
     def bootstrap_servers(self) -> str:
         return self.cfg.bootstrap_servers
+
+    @property
+    def cluster_id_file(self) -> Path:
+        """Shared by every node of the stack: they must be formatted with one cluster id."""
+        return self.cfg.root / "kafka" / "cluster.id"
 
     @property
     def data_dir(self) -> Path:
@@ -82,8 +104,11 @@ class KafkaBroker(Component):
 
     def render_properties(self) -> str:
         template = Template((INFRA_DIR / "kafka" / "server.template.properties").read_text())
-        return template.substitute(host=self.cfg.host, port=self.cfg.kafka_port,
-                                   controller_port=self.cfg.kafka_controller_port, data_dir=self.data_dir)
+        voters = ",".join(f"{n}@{self.cfg.host}:{self.cfg.broker_ports(n)[1]}" for n in range(1, self.cfg.kafka_brokers + 1))
+        replication, min_isr = replication_for(self.cfg.kafka_brokers)
+        return template.substitute(host=self.cfg.host, port=self.port, controller_port=self.controller_port,
+                                   data_dir=self.data_dir, node_id=self.node, voters=voters,
+                                   replication=replication, min_isr=min_isr)
 
     def prepare(self) -> None:
         self._home()
@@ -91,15 +116,16 @@ class KafkaBroker(Component):
         self.properties_file.write_text(self.render_properties())
         if (self.data_dir / "meta.properties").exists():
             return  # formatted before: keep the log (broker restarts keep their data)
-        cluster_id_file = self.home / "cluster.id"
+        cluster_id_file = self.cluster_id_file
+        cluster_id_file.parent.mkdir(parents=True, exist_ok=True)
         if not cluster_id_file.exists():
             cluster_id_file.write_text(kafka_uuid() + "\n")
         cluster_id = cluster_id_file.read_text().strip()
-        self.report(f"kafka: formatting storage {self.data_dir} (cluster id {cluster_id})")
+        self.report(f"{self.name}: formatting storage {self.data_dir} (cluster id {cluster_id})")
         run_logged(java_command(kafka_lib_dir(self.cfg), "-Xmx256m", self.cfg.logs, "kafka.tools.StorageTool",
                                 "format", "-t", cluster_id, "-c", str(self.properties_file),
                                 "--ignore-formatted"),
-                   self.cfg.logs / "kafka-storage.log", timeout=180)
+                   self.cfg.logs / f"{self.name}-storage.log", timeout=180)
 
     def command(self) -> list[str]:
         if not any(kafka_lib_dir(self.cfg).glob("kafka_2.13-*.jar")):
@@ -108,4 +134,4 @@ class KafkaBroker(Component):
                             str(self.properties_file))
 
     def probe(self) -> str | None:
-        return probe_kafka(self.cfg.host, self.cfg.kafka_port)
+        return probe_kafka(self.cfg.host, self.port)

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from .component import Component, ComponentStatus
-from .config import StackConfig
+from .config import BROKERS_FILE, StackConfig
 from .connect import ConnectWorker
 from .ferretdb import FerretDB
 from .kafka import KafkaBroker
@@ -40,7 +40,8 @@ class Stack:
     def __init__(self, cfg: StackConfig | None = None, report: Reporter | None = None) -> None:
         self.cfg = cfg or StackConfig.from_env()
         self.report = report or Reporter()
-        self.kafka = KafkaBroker(self.cfg, self.report)
+        self.brokers = [KafkaBroker(self.cfg, self.report, node) for node in range(1, self.cfg.kafka_brokers + 1)]
+        self.kafka = self.brokers[0]
         self.postgres = PostgresServer(self.cfg, self.report)
         self.ferretdb = FerretDB(self.cfg, self.report)
         self.redis = RedisServer(self.cfg, self.report)
@@ -52,7 +53,7 @@ class Stack:
         """Start order. PostgreSQL before FerretDB (its storage), and only with that backend;
         Connect last: it needs Kafka, and its start-up is the slowest."""
         storage: list[Component] = [self.postgres] if self.ferretdb.backend == "postgresql" else []
-        return [self.kafka, *storage, self.ferretdb, self.redis, self.nginx, self.connect]
+        return [*self.brokers, *storage, self.ferretdb, self.redis, self.nginx, self.connect]
 
     # Addresses -------------------------------------------------------------------------------------
     @property
@@ -99,6 +100,9 @@ class Stack:
         self.cfg.root.mkdir(parents=True, exist_ok=True)
         self.report(f"stack dir {self.cfg.root}")
         self.obtain()
+        (self.cfg.root / BROKERS_FILE).write_text(f"{self.cfg.kafka_brokers}\n")
+        for broker in self.brokers:  # a quorum of several nodes elects a leader only once most are up
+            broker.launch()
         for component in self.components:
             component.start()
         took = time.monotonic() - t0
@@ -108,7 +112,7 @@ class Stack:
     def down(self) -> float:
         """Stop every process this stack started (reverse order). Data and downloads stay."""
         t0 = time.monotonic()
-        everything: list[Component] = [self.kafka, self.postgres, self.ferretdb, self.redis, self.nginx, self.connect]
+        everything: list[Component] = [*self.brokers, self.postgres, self.ferretdb, self.redis, self.nginx, self.connect]
         # All of them, whatever the backend now: a PostgreSQL started under the other setting is stopped too.
         stopped = [c.name for c in reversed(everything) if c.stop()]
         took = time.monotonic() - t0

@@ -41,7 +41,10 @@ CONNECT_DOCKERFILE = INFRA / "connect" / "Dockerfile"
 # The Connect sinks the projections declare (catalog, recommendations).
 SINKS = sinks_of(build_projections(weights_of(Settings())).values())
 
-SERVICES = {"kafka", "connect", "connect-setup", "mongo", "redis", "commands", "queries", "projectors", "nginx", "airflow"}
+BROKERS = ("kafka-1", "kafka-2", "kafka-3")
+MONGO_URL = "mongodb://mongo-1:27017,mongo-2:27017,mongo-3:27017/?replicaSet=rs0"
+SERVICES = {*BROKERS, "connect", "connect-setup", "mongo-1", "mongo-2", "mongo-3", "redis", "redis-replica",
+            "commands", "queries", "projectors", "nginx", "airflow"}
 ROLES = {"commands", "queries", "projectors"}
 
 
@@ -79,7 +82,7 @@ def raw() -> dict:
 
 def test_compose_parses_with_every_service(resolved: dict) -> None:
     assert set(resolved["services"]) == SERVICES
-    assert {"kafka-data", "mongo-data", "redis-data"} <= set(resolved["volumes"])
+    assert {"kafka-1-data", "kafka-2-data", "kafka-3-data", "mongo-1-data", "redis-data"} <= set(resolved["volumes"])
 
 
 def test_builds_have_their_dockerfiles(resolved: dict) -> None:
@@ -169,10 +172,11 @@ def test_roles_run_distributed_on_the_ports_nginx_uses(resolved: dict) -> None:
         env = _movieaugur_env(resolved)[role]
         settings = Settings(**{k.removeprefix("MOVIEAUGUR_").lower(): v for k, v in env.items()})
         assert settings.mode == "distributed", role
-        assert settings.kafka_bootstrap == "kafka:9092" and settings.redis_url.startswith("redis://redis:")
-        assert settings.mongo_url.startswith("mongodb://mongo:27017")
+        assert settings.kafka_bootstrap == ",".join(f"{b}:9092" for b in BROKERS)
+        assert settings.redis_url.startswith("redis://redis:")
+        assert settings.mongo_url == MONGO_URL
         assert settings.api_keys == ("key-one", "key-two"), "MOVIEAUGUR_API_KEYS not interpolated"
-        for backend in ("kafka", "redis", "mongo"):
+        for backend in (*BROKERS, "redis", "mongo-1"):
             assert services[role]["depends_on"][backend]["condition"] == "service_healthy", (role, backend)
         if role == "airflow":
             continue
@@ -188,28 +192,51 @@ def test_roles_run_distributed_on_the_ports_nginx_uses(resolved: dict) -> None:
     assert services["nginx"]["ports"][0]["published"] in (8080, "8080")
 
 
-def test_kafka_is_a_single_kraft_node(resolved: dict) -> None:
-    env = {k: str(v) for k, v in resolved["services"]["kafka"]["environment"].items()}
-    assert resolved["services"]["kafka"]["image"].startswith("apache/kafka:4.")
-    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
-    assert "PLAINTEXT://kafka:9092" == env["KAFKA_ADVERTISED_LISTENERS"]
-    for key in ("OFFSETS_TOPIC_REPLICATION_FACTOR", "TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
-                "TRANSACTION_STATE_LOG_MIN_ISR"):
-        assert env[f"KAFKA_{key}"] == "1", key
-    assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
-    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+def test_kafka_is_three_kraft_nodes_replicating_everything(resolved: dict) -> None:
+    voters = ",".join(f"{n}@{b}:9093" for n, b in enumerate(BROKERS, 1))
+    for node, broker in enumerate(BROKERS, 1):
+        service = resolved["services"][broker]
+        env = {k: str(v) for k, v in service["environment"].items()}
+        assert service["image"] == resolved["services"]["kafka-1"]["image"]
+        assert service["image"].startswith("apache/kafka:4.")
+        assert env["KAFKA_NODE_ID"] == str(node)
+        assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters
+        assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{broker}:9092"
+        assert [v.split(":")[0] for v in service["volumes"]] == [f"{broker}-data"]  # a volume of its own
+        for key in ("OFFSETS_TOPIC_REPLICATION_FACTOR", "TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+                    "DEFAULT_REPLICATION_FACTOR", "SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR"):
+            assert env[f"KAFKA_{key}"] == "3", key
+        for key in ("TRANSACTION_STATE_LOG_MIN_ISR", "MIN_INSYNC_REPLICAS", "SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR"):
+            assert env[f"KAFKA_{key}"] == "2", key
+        assert env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
+        assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
+        assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+        assert resolved["services"]["connect"]["depends_on"][broker]["condition"] == "service_healthy"
     # The Connect image must be built on the same Kafka.
-    assert f"KAFKA_IMAGE={resolved['services']['kafka']['image']}" in CONNECT_DOCKERFILE.read_text()
+    assert f"KAFKA_IMAGE={resolved['services']['kafka-1']['image']}" in CONNECT_DOCKERFILE.read_text()
+
+
+def test_mongo_is_a_replica_set_and_redis_persists_with_a_replica(resolved: dict) -> None:
+    services = resolved["services"]
+    for member in ("mongo-1", "mongo-2", "mongo-3"):
+        assert services[member]["command"] == ["mongod", "--replSet", "rs0", "--bind_ip_all"]
+    initiate = " ".join(services["mongo-1"]["healthcheck"]["test"])
+    assert all(f"host: '{m}:27017'" in initiate for m in ("mongo-1", "mongo-2", "mongo-3")) and "rs.initiate" in initiate
+    for name in ("redis", "redis-replica"):
+        command = services[name]["command"]
+        assert command[command.index("--appendonly") + 1] == "yes", name
+    replica = services["redis-replica"]["command"]
+    assert replica[replica.index("--replicaof") + 1:][:2] == ["redis", "6379"]
 
 
 def test_connect_worker_and_connectors_agree(resolved: dict) -> None:
     worker = dict(line.split("=", 1) for line in WORKER.read_text().splitlines() if line and not line.startswith("#"))
-    assert worker["bootstrap.servers"] == "kafka:9092"
+    assert worker["bootstrap.servers"] == ",".join(f"{b}:9092" for b in BROKERS)
     assert worker["plugin.discovery"] == "hybrid_warn"
     assert worker["listeners"].endswith(":8083")
     for kind in ("config", "offset", "status"):
-        assert worker[f"{kind}.storage.replication.factor"] == "1"
+        assert worker[f"{kind}.storage.replication.factor"] == "3"
     assert f"{worker['plugin.path']}/" in CONNECT_DOCKERFILE.read_text(), "jar not under plugin.path"
 
     env = _movieaugur_env(resolved)["commands"]
@@ -218,7 +245,7 @@ def test_connect_worker_and_connectors_agree(resolved: dict) -> None:
         stem = sink.connector
         rendered = json.loads((INFRA / "connect" / "compose" / f"{stem}.json").read_text())
         # The committed copy is exactly the template rendered for this compose file.
-        expected = render_connector(sink, prefix, "mongodb://mongo:27017", env["MOVIEAUGUR_MONGO_DATABASE"])
+        expected = render_connector(sink, prefix, MONGO_URL, env["MOVIEAUGUR_MONGO_DATABASE"])
         assert rendered == expected, f"infra/connect/compose/{stem}.json is stale: re-render it"
         assert rendered["key.converter"] == worker["key.converter"]
         assert rendered["value.converter"] == worker["value.converter"]
