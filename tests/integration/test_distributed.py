@@ -100,6 +100,40 @@ def test_training_publishes_through_connect_to_recommendations(services: Service
     assert any(item.get("title", "").startswith("Group zero") for item in items)
 
 
+def test_an_interaction_changes_recommendations_within_two_seconds(services: Services) -> None:
+    """Fold-in in distributed mode: the like goes command service -> Kafka -> projector -> Redis
+    matrix view, and the query service folds it into the published model version on the next read
+    (asked directly: NGINX keeps GET answers up to 5 s for every client alike)."""
+    query = f"http://127.0.0.1:{services.env['MOVIEAUGUR_QUERY_PORT']}"
+
+    def leading(user: str) -> tuple[list[str], dict] | None:
+        code, _, body = http("GET", f"{query}/v1/users/{user}/recommendations?limit=5")
+        return ([item["id"] for item in body["items"]], body) if code == 200 else None
+
+    def from_the_model() -> tuple[list[str], dict] | None:
+        got = leading("t0")
+        return got if got and got[1].get("model_version") and got[1].get("fallback") is None else None
+
+    first = wait_for(from_the_model, timeout=60, what="t0 served from the trained model")
+    assert all(i.startswith("g0-") for i in first[0][:3]), first  # group zero first (its 3 unseen ones)
+    likes = [{"event_id": f"t0-likes-g2-{n}", "user_id": "t0", "item_id": f"g2-{n}", "item_type": "movie", "action": "like",
+              "timestamp": NOW} for n in range(8)]
+    posted = time.monotonic()
+    status, _, answer = http("POST", f"{services.stack.gateway_url}/v1/events", likes)
+    assert status == 200, answer
+
+    def turned() -> tuple[list[str], dict] | None:
+        got = leading("t0")
+        return got if got and got[0] and got[0][0].startswith("g2-") else None
+
+    ids, body = wait_for(turned, timeout=10, interval=0.05, what="t0's recommendations following the likes")
+    elapsed = time.monotonic() - posted
+    print(f"distributed fold-in: like to changed recommendations in {elapsed:.2f} s")
+    assert elapsed < 2.0, elapsed
+    assert body["model_version"] == first[1]["model_version"] and body.get("fallback") is None  # no retraining
+    assert not {f"g2-{n}" for n in range(8)} & set(ids)  # what was just liked is seen
+
+
 def _dump_redis(services: Services, prefix: str | None = None) -> dict:
     async def dump() -> dict:
         settings = services.settings
