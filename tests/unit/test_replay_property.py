@@ -22,10 +22,12 @@ from domain.events import (
     ListReordered,
     MovieAugurEvent,
     RecommendationsPublished,
+    RecommendationsServed,
     UserNotified,
     from_unix,
 )
 from domain.weights import ActionWeights
+from kernel.experiments import attribution
 from kernel.settings import DEFAULT_ACTION_WEIGHTS
 from movieaugur.adapters.memory_log import MemoryEventLog
 from movieaugur.adapters.sqlite_views import SQLiteViewStore
@@ -49,6 +51,16 @@ def interaction_number(n: int) -> InteractionRecorded:
         item_id=ITEMS[(n // 4) % len(ITEMS)][1],
         action=ACTIONS[n % len(ACTIONS)],
         value=[0.5, 2.0, 3.0, 4.5, 5.0][n % 5] if ACTIONS[n % len(ACTIONS)] == "rating" else None,
+        # every third one sent back with the id of a list served in an A/B experiment (or outside one)
+        **({"recommendation_id": f"home.{'ab'[n % 2]}.t{n}" if n % 9 else f"t{n}"} if n % 3 == 0 else {}),
+    )
+
+
+def exposure_number(n: int) -> RecommendationsServed:
+    """A list served in variant a or b (the experiments view's exposures)."""
+    return RecommendationsServed.new(
+        event_id=f"home.{'ab'[n % 2]}.x{n}", timestamp=from_unix(1_700_000_000 + n), user_id=USERS[n % len(USERS)],
+        experiment="home", variant="ab"[n % 2], model="default", items=[f"{t}:{i}" for t, i in ITEMS[: n % 4]],
     )
 
 
@@ -94,7 +106,8 @@ def notice_number(n: int) -> MovieAugurEvent:
 
 list_edit = st.integers(0, 30).map(list_event_number)
 notice = st.integers(0, 12).map(notice_number)
-event = st.one_of(interaction, interaction, interaction, catalogued, published, list_edit, list_edit, notice)
+exposure = st.integers(0, 20).map(exposure_number)
+event = st.one_of(interaction, interaction, interaction, catalogued, published, list_edit, list_edit, notice, exposure)
 STEPS = st.lists(st.one_of(
     st.tuples(st.just("append"), st.lists(event, min_size=1, max_size=6)),
     st.tuples(st.just("project"), st.integers(1, 3)),
@@ -138,7 +151,8 @@ async def scenario(steps, first_batch: int, incremental, replayed, horizon: int 
         result = await log.read(INTERACTIONS, partition, 0, 10_000)
         for logged in result.events:
             e, offset = logged.event, logged.position.offset
-            assert isinstance(e, InteractionRecorded)
+            if not isinstance(e, InteractionRecorded):
+                continue  # exposures share the stream and count nothing here
             last = counted_at.get(e.event_id)
             if last is None or offset - last > horizon:
                 counted_at[e.event_id] = offset
@@ -149,6 +163,27 @@ async def scenario(steps, first_batch: int, incremental, replayed, horizon: int 
         for key, members in dump["popularity"]["zsets"].items() if key.endswith(":all")
         for member, score in members.items()
     }
+    assert actual == {k: v for k, v in expected.items() if k in actual or v != 0.0}
+    if horizon >= 1_000_000:
+        await check_experiment_counts(log, incremental)
+
+
+async def check_experiment_counts(log: MemoryEventLog, store) -> None:  # type: ignore[no-untyped-def]
+    """The experiments view counts each exposure and each attributed interaction once per event id."""
+    expected: dict[str, float] = defaultdict(float)
+    seen: set[str] = set()
+    for partition in await log.partitions(INTERACTIONS):
+        for logged in (await log.read(INTERACTIONS, partition, 0, 10_000)).events:
+            e = logged.event
+            if e.event_id in seen:
+                continue
+            seen.add(e.event_id)
+            if isinstance(e, RecommendationsServed):
+                expected[f"{e.variant}:exposures"] += 1
+                expected[f"{e.variant}:items"] += len(e.items or ())
+            elif isinstance(e, InteractionRecorded) and (named := attribution(e.recommendation_id)):
+                expected[f"{named[1]}:action:{e.action}"] += 1
+    actual = (await store.dump(["experiments"]))["experiments"]["zsets"].get("home", {})
     assert actual == {k: v for k, v in expected.items() if k in actual or v != 0.0}
 
 
