@@ -134,26 +134,23 @@ class InteractionRecorded(MovieAugurEvent):
 
 
 class RecommendationsServed(MovieAugurEvent):
-    """A list was shown to a user inside an A/B experiment: the exposure that click-through is
-    measured against. Its event_id is the list's recommendation id. It is on the interactions
-    stream, keyed by user like the user's clicks, so no new topic is needed and a user's exposures
-    and clicks share one partition; everything else reading that stream skips it by type.
+    """Lists shown to users inside A/B experiments: the exposures click-through is measured
+    against. One event holds every list one query process served in one flush interval, each
+    `{"recommendation_id", "user_id", "experiment", "variant", "model", "model_version",
+    "fallback", "items": ["item_type:item_id", ...]}`: one record per flush instead of one per list,
+    because a log record's fixed costs (append, and a decode by every projector of the stream) are
+    what exposures would otherwise add to serving, one per request (docs/experiments.md).
 
-    Recorded by the query side in the background (queries/exposures.py), so it is best effort: an
-    exposure still queued when a query process crashes is lost (at most a flush interval's worth)."""
+    On the interactions stream (no new topic; everything else reading it skips it by type), keyed
+    by its own id. Recorded in the background (queries/exposures.py), so it is best effort: the
+    lists a query process served since its last flush are lost if it dies before flushing."""
 
     stream: ClassVar[str] = INTERACTIONS
-    user_id: str
-    experiment: str
-    variant: str
-    model: str
-    model_version: str | None = None
-    fallback: str | None = None
-    items: list[str] | None = None  # "item_type:item_id", in the order shown
+    served: list[dict[str, Any]]
 
     @property
     def key(self) -> str:
-        return self.user_id
+        return self.event_id
 
 
 class ItemCatalogued(MovieAugurEvent):

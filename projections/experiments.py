@@ -2,7 +2,8 @@
 to them, per action — the numbers click-through and conversion rates are computed from.
 
 One sorted set per experiment; its members are `<variant>:<counter>` and their scores the counts:
-- `RecommendationsServed` adds 1 to `<variant>:exposures` and the list's length to `<variant>:items`;
+- `RecommendationsServed` (a flush's lists) adds, per variant, the lists to `<variant>:exposures`
+  and their lengths to `<variant>:items`;
 - an `InteractionRecorded` whose `recommendation_id` names an experiment and variant
   (kernel/experiments.py) adds 1 to `<variant>:action:<action>`.
 Both are `ScoreAdd`s guarded by the event id, so a redelivered event counts once and a replay
@@ -14,6 +15,7 @@ count as a conversion is configuration, not part of the view.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -42,11 +44,11 @@ class ExperimentsProjection(Projection):
 
     def effect(self, event: MovieAugurEvent) -> Effect:
         if isinstance(event, RecommendationsServed):
-            shown = float(len(event.items or ()))
-            changes = (
-                ScoreAdd(SPACE, event.experiment, member(event.variant, EXPOSURES), 1.0),
-                ScoreAdd(SPACE, event.experiment, member(event.variant, ITEMS), shown),
-            )
+            counts: dict[tuple[str, str], float] = defaultdict(float)
+            for served in event.served:
+                counts[served["experiment"], member(served["variant"], EXPOSURES)] += 1.0
+                counts[served["experiment"], member(served["variant"], ITEMS)] += float(len(served.get("items") or ()))
+            changes = tuple(ScoreAdd(SPACE, experiment, name, n) for (experiment, name), n in counts.items())
             return Effect(changes=changes, guard=event.event_id)
         if isinstance(event, InteractionRecorded) and event.recommendation_id:
             named = attribution(event.recommendation_id)

@@ -15,7 +15,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from domain.events import RecommendationsServed
 from kernel.experiments import Experiment, Variant, new_recommendation_id
 from projections import experiments as experiments_view
 from queries.exposures import ExposureRecorder
@@ -80,11 +79,11 @@ class ExperimentQueries:
             ranked = await self.service.recommendations(user_id, None, item_type, limit, exclude)
         recommendation_id = new_recommendation_id(found.name, variant.name)
         if self.exposures is not None:
-            self.exposures.record(RecommendationsServed.new(
-                event_id=recommendation_id, user_id=user_id, experiment=found.name, variant=variant.name,
-                model=ranked.model or variant.model, model_version=ranked.model_version, fallback=ranked.fallback,
-                items=[f"{item['object_type']}:{item['id']}" for item in ranked.items],
-            ))
+            self.exposures.record({
+                "recommendation_id": recommendation_id, "user_id": user_id, "experiment": found.name,
+                "variant": variant.name, "model": ranked.model or variant.model, "model_version": ranked.model_version,
+                "fallback": ranked.fallback, "items": [f"{item['object_type']}:{item['id']}" for item in ranked.items],
+            })
         return ranked, {"recommendation_id": recommendation_id, "experiment": found.name, "variant": variant.name}
 
     async def report(self) -> list[dict[str, Any]]:

@@ -57,11 +57,11 @@ def interaction_number(n: int) -> InteractionRecorded:
 
 
 def exposure_number(n: int) -> RecommendationsServed:
-    """A list served in variant a or b (the experiments view's exposures)."""
-    return RecommendationsServed.new(
-        event_id=f"home.{'ab'[n % 2]}.x{n}", timestamp=from_unix(1_700_000_000 + n), user_id=USERS[n % len(USERS)],
-        experiment="home", variant="ab"[n % 2], model="default", items=[f"{t}:{i}" for t, i in ITEMS[: n % 4]],
-    )
+    """A flush's lists served in variants a and b (the experiments view's exposures)."""
+    served = [{"recommendation_id": f"home.{'ab'[k % 2]}.x{n}-{k}", "user_id": USERS[k % len(USERS)], "experiment": "home",
+               "variant": "ab"[k % 2], "model": "default", "items": [f"{t}:{i}" for t, i in ITEMS[: (n + k) % 4]]}
+              for k in range(n % 3 + 1)]
+    return RecommendationsServed.new(event_id=f"x{n}", timestamp=from_unix(1_700_000_000 + n), served=served)
 
 
 interaction = st.integers(0, 40).map(interaction_number)  # a small id space: ids come back
@@ -179,8 +179,9 @@ async def check_experiment_counts(log: MemoryEventLog, store) -> None:  # type: 
                 continue
             seen.add(e.event_id)
             if isinstance(e, RecommendationsServed):
-                expected[f"{e.variant}:exposures"] += 1
-                expected[f"{e.variant}:items"] += len(e.items or ())
+                for served in e.served:
+                    expected[f"{served['variant']}:exposures"] += 1
+                    expected[f"{served['variant']}:items"] += len(served["items"])
             elif isinstance(e, InteractionRecorded) and (named := attribution(e.recommendation_id)):
                 expected[f"{named[1]}:action:{e.action}"] += 1
     actual = (await store.dump(["experiments"]))["experiments"]["zsets"].get("home", {})
