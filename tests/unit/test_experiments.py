@@ -15,15 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from domain.events import RecommendationsServed
+from domain.events import INTERACTIONS, RecommendationsServed
 from kernel.experiments import attribution, new_recommendation_id, parse_experiments
 from kernel.settings import Settings
 from movieaugur import operations
+from movieaugur.adapters.kafka_log import KafkaEventLog
+from movieaugur.adapters.sqlite_log import SQLiteEventLog
 from movieaugur.app import create_app
 from movieaugur.bootstrap import bootstrap
 from movieaugur.client import AsyncClient
+from queries.exposures import MAX_LISTS, ExposureRecorder
 from tests.conftest import serve, settle, wait_until
 from tests.unit.test_fresh_recommendations import catalog, interactions
 
@@ -195,3 +199,40 @@ async def test_unknown_experiments_and_unpublished_models(tmp_path: Path) -> Non
             assert (served["variant"], served["model"], served["fallback"]) == ("ghost", "default", "popularity")
     finally:
         await container.close()
+
+
+async def test_exposures_outlast_an_unavailable_log_and_a_full_queue_is_counted(tmp_path: Path) -> None:
+    """Kafka unreachable: the flush keeps the built event; once a log answers, the same event (same
+    id) is appended, and a first attempt that had landed after all makes the retry a duplicate.
+    Beyond the queue's bound exposures are dropped and counted; a long flush is split in events."""
+    registry = CollectorRegistry()
+    down = KafkaEventLog(Settings(mode="distributed", kafka_bootstrap="127.0.0.1:1", kafka_write_timeout_seconds=0.5))
+    recorder = ExposureRecorder(down, flush_seconds=60, queue_max=3, registry=registry)
+    for n in range(5):
+        recorder.record({"recommendation_id": f"home.a.t{n}", "user_id": f"u{n}", "experiment": "home", "variant": "a",
+                         "items": ["movie:m1"]})
+    assert registry.get_sample_value("movieaugur_exposures_dropped_total") == 2
+    await recorder.flush()
+    [held] = recorder.ready
+    await recorder.flush()  # still down: the same event waits, with the same id
+    assert [e.event_id for e in recorder.ready] == [held.event_id]
+    assert recorder.waiting == 3 and registry.get_sample_value("movieaugur_exposures_recorded_total") == 0
+    await down.close()
+
+    up = SQLiteEventLog(tmp_path / "log.sqlite")
+    try:
+        await up.append([held])  # the first attempt landed after all (its answer was lost)
+        recorder.log = up
+        await recorder.flush()
+        assert recorder.waiting == 0 and not recorder.ready
+        logged = [e.event async for e in up.scan(INTERACTIONS)]
+        assert [e.event_id for e in logged] == [held.event_id] and len(held.served) == 3
+
+        for n in range(2 * MAX_LISTS + 1):
+            recorder.queue_max = 10 * MAX_LISTS
+            recorder.record({"recommendation_id": f"home.b.x{n}", "user_id": "u", "experiment": "home", "variant": "b"})
+        await recorder.flush()
+        sizes = [len(e.event.served) async for e in up.scan(INTERACTIONS)]
+        assert sizes == [3, MAX_LISTS, MAX_LISTS, 1]
+    finally:
+        await up.close()
