@@ -31,7 +31,7 @@ from aiohttp import web
 from domain.events import STREAMS
 from kernel.http import Metrics
 from movieaugur.bootstrap import Container
-from movieaugur.dashboard_experiments import experiments_section
+from movieaugur.dashboard_experiments import experiments_section, user_variants
 from projections import recommendations as recommendations_view
 from queries.experiments import ExperimentQueries
 from queries.http import EXPERIMENTS
@@ -619,6 +619,7 @@ class Dashboard:
             f"<section id='recommendations'><h2>Recommendations</h2><p class='muted'>Each published model's list "
             f"(seen items filtered, as the API serves it) side by side with the popularity fallback.</p>{recommendations}</section>"
             f"{lists}"
+            f"{user_variants(self.experiments.experiments if self.experiments else {}, user_id)}"
             f"<section id='history'><h2>History</h2>{history}</section>"
         ), user_id)
 

@@ -8,7 +8,10 @@ A module of its own so the dashboard page module does not grow; it renders the r
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import Any
+
+from kernel.experiments import Experiment
 
 
 def _e(value: object) -> str:
@@ -52,3 +55,16 @@ def experiments_section(report: list[dict[str, Any]], conversion_actions: tuple[
             f"<th>conversions</th><th>click-through</th><th>conversion rate</th></tr>{rows}</table>"
         )
     return "".join(out)
+
+
+def user_variants(experiments: Mapping[str, Experiment], user_id: str) -> str:
+    """The user's variant in every configured experiment (the same stable hash the API uses)."""
+    if not experiments:
+        return ""
+    rows = "".join(
+        f"<tr data-experiment='{_e(name)}'><td>{_e(name)}</td><td class='variant'>{_e(v.name)}</td><td>{_e(v.model)}</td></tr>"
+        for name, experiment in experiments.items() for v in [experiment.assign(user_id)]
+    )
+    return ("<section id='user-experiments'><h2>A/B variants</h2><p class='muted'>What "
+            "<code>?experiment=</code> serves this user.</p><table><tr><th>experiment</th><th>variant</th>"
+            f"<th>model</th></tr>{rows}</table></section>")

@@ -78,8 +78,10 @@ async def _simulate(client: AsyncClient, container: Any) -> None:
     served.append(again)
     exposures = Counter(body["variant"] for body in served)
     assert set(exposures) == {"alpha", "beta"} and all(400 <= n <= 600 for n in exposures.values()), exposures
+    home = parse_experiments({"home": HOME})["home"]
     for body in served:
         assert body["model"] == body["variant"] and body["items"], body  # each variant served by its model
+        assert body["variant"] == home.assign(body["user_id"]).name  # the stable hash decides
         assert attribution(body["recommendation_id"]) == ("home", body["variant"])
 
     rng = random.Random(14)
@@ -128,6 +130,9 @@ async def _check_metrics_and_dashboard(http: Any, experiments: list[dict[str, An
         r"<tr data-variant='(\w+)'>.*?<td class='n ctr'>([0-9.]+) ", page)}
     assert shown == pytest.approx({v: row["click_through_rate"] for v, row in expected.items()}, abs=1e-4)
     assert shown["alpha"] > shown["beta"]
+    user = await (await http.get("/dashboard/users/sim0")).text()
+    [variant] = re.findall(r"<tr data-experiment='home'><td>home</td><td class='variant'>(\w+)</td>", user)
+    assert variant == parse_experiments({"home": HOME})["home"].assign("sim0").name  # the API's rule (checked above)
 
 
 # -- the parts: configuration, ids, validation, fallbacks ---------------------------------------------
