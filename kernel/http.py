@@ -168,7 +168,10 @@ class Metrics:
 
     async def handle(self, request: web.Request) -> web.Response:
         for refresh in self.before_scrape:
-            await refresh()
+            try:
+                await refresh()
+            except Exception as error:  # e.g. a view being rebuilt: its gauges keep their last values
+                log.warning("a metrics refresh failed (%r); scraping the rest", error)
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -86,6 +86,9 @@ class Batch:
     effects: list[Effect] = field(default_factory=list)
     next_offsets: dict[str, int] = field(default_factory=dict)  # source -> next offset
     horizon: int = DEFAULT_GUARD_HORIZON
+    #: source -> the offset this batch was read from. A store that can lose its data (Redis) refuses
+    #: a batch read from past 0 when it has no tracking for the source: its view was lost.
+    start_offsets: dict[str, int] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -98,7 +101,17 @@ class Batch:
 
 
 class StaleTracking(RuntimeError):
-    """Another runner already recorded these positions; this batch was not applied."""
+    """Another runner already recorded these positions, or the store lost the view and its tracking
+    (a Redis flush); this batch was not applied and the runner re-reads where to start."""
+
+
+class ViewRebuilding(RuntimeError):
+    """The view is being rebuilt from the log (its store lost it, or it is being built for the first
+    time) and would answer with partial data: the read side answers 503 instead."""
+
+    def __init__(self, projection: str):
+        super().__init__(f"the {projection} view is being rebuilt from the event log; retry shortly")
+        self.projection = projection
 
 
 class ViewStore(ABC):
@@ -125,6 +138,16 @@ class ViewStore(ABC):
     @abstractmethod
     async def drop(self, projection: str, spaces: Sequence[str]) -> None:
         """Delete a projection's view and tracking, so replay rebuilds it from the start."""
+
+    async def mark_ready(self, projection: str, positions: Mapping[str, int]) -> bool:
+        """The runner has read everything the log held up to `positions`: record that the view is
+        complete, if the store's tracking still says `positions` (False if not: it was lost or moved,
+        and the runner re-reads it). Stores that cannot lose a view alone have nothing to record."""
+        return True
+
+    async def ready(self, projection: str) -> bool:
+        """Whether the view is complete up to its tracking (False while it is rebuilt)."""
+        return True
 
     # -- replay ----------------------------------------------------------------------------------
 

@@ -59,6 +59,9 @@ class Projector:
         # The view's positions as this runner last wrote or read them: the store's tracking is the
         # truth, re-read after a refused (stale) batch, an error, or a drop.
         self._positions: dict[str, int] | None = None
+        # While the view is (re)built from the start: the log's end offsets when it began. Reaching
+        # them marks the view complete even under sustained ingest, when no step is ever idle.
+        self._target: dict[str, int] | None = None
         self.advanced = False
 
     async def refresh_redactions(self, force: bool = False) -> None:
@@ -94,27 +97,34 @@ class Projector:
         await self.refresh_redactions()
         if self._positions is None:
             self._positions = await self.store.positions(self.name)
+            if not self._positions:  # a first build, or its store lost the view
+                self._target = {f"{stream}/{partition}": end for stream in self.projection.streams
+                                for partition, end in (await self.log.end_offsets(stream)).items()}
         positions = self._positions
         self.advanced = False
+        read: list[str] = []
         # Batches of different partitions are independent (each carries its own position), so a
         # store that applies concurrently (Redis) works on one while the next is read and decoded.
         applying: list[tuple[str, int, int, asyncio.Future[None]]] = []
         for stream in self.projection.streams:
             for partition in await self.log.partitions(stream):
                 source = f"{stream}/{partition}"
+                read.append(source)
                 start = positions.get(source, 0)
                 result = await self.log.read(stream, partition, start, self.batch_size)
                 if result.next_offset <= start:
                     continue
-                batch = self._batch(source, result)
+                batch = self._batch(source, result, start)
                 applied = asyncio.ensure_future(self.store.apply(self.name, batch))
                 applying.append((source, result.next_offset, len(result.events), applied))
                 if not self.store.applies_concurrently(self.name):
                     await asyncio.wait([applied])
-        return await self._settle(applying, positions)
+        total = await self._settle(applying, positions)
+        await self._mark_ready(positions, read)
+        return total
 
-    def _batch(self, source: str, result: ReadResult) -> Batch:
-        batch = Batch(next_offsets={source: result.next_offset}, horizon=self.guard_horizon)
+    def _batch(self, source: str, result: ReadResult, start: int) -> Batch:
+        batch = Batch(next_offsets={source: result.next_offset}, horizon=self.guard_horizon, start_offsets={source: start})
         redactions = self.redactions
         for item in result.events:
             if redactions and redactions.covers(item.event):
@@ -149,6 +159,20 @@ class Projector:
         if not self.advanced:  # idle: look at the store's tracking again (a replay may have reset it)
             self._positions = None
         return total
+
+    async def _mark_ready(self, positions: dict[str, int], read: list[str]) -> None:
+        """Tell the store the view is complete (its read side answers 503 "rebuilding" until then)
+        when this runner is idle, or when a (re)build reached the log's end as it was when the build
+        began. The store refuses if its tracking is not `positions` any more (lost again, replayed)."""
+        target = self._target
+        if target is None and self.advanced:
+            return  # following the log: marked when idle
+        if target is not None and (any(positions.get(source, 0) < target.get(source, 0) for source in read)
+                                   or (not read and any(target.values()))):
+            return  # still rebuilding (an idle step too: a read may come back empty before the end,
+            # and a group member reads nothing until the group assigns it partitions)
+        if await self.store.mark_ready(self.name, positions):
+            self._target = None
 
     async def lag(self) -> dict[str, int]:
         """Per source ("stream/partition"), how many offsets the view is behind the log's end now.

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from kernel.errors import describe
 from kernel.http import Handler, Metrics, error_response, json_response
+from projections.changes import ViewRebuilding
 from queries.collections import CollectionQueries
 from queries.experiments import ExperimentQueries
 from queries.exposures import ExposureRecorder
@@ -55,6 +56,10 @@ async def read_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return json_response(bad.body, status=400)
     except BadWindow as bad:
         return error_response(400, str(bad))
+    except ViewRebuilding as rebuilding:  # its store lost it: partial data would be wrong data
+        response = error_response(503, str(rebuilding), rebuilding=rebuilding.projection)
+        response.headers["Retry-After"] = "1"
+        return response
 
 
 def _v1(ranked: Ranked, **fields: object) -> dict:

@@ -15,7 +15,7 @@ from movieaugur.adapters.mongo_records import MongoRecordViews
 from movieaugur.adapters.mongo_views import MongoViewStore
 from movieaugur.adapters.redis_views import RedisViewStore
 from projections.base import Projection
-from projections.changes import Batch, ViewStore
+from projections.changes import Batch, ViewRebuilding, ViewStore
 from projections.registry import build_projections
 
 
@@ -37,6 +37,7 @@ class RoutedViewStore(ViewStore):
         self.documents = documents
         self._by_projection: dict[str, ViewStore] = {}
         self._by_space: dict[str, ViewStore] = {}
+        self._owner: dict[str, str] = {}  # space -> the projector-kept projection that writes it
         for name, projection in projections.items():
             store: ViewStore
             if projection.sink is not None:
@@ -45,12 +46,26 @@ class RoutedViewStore(ViewStore):
                 store = documents if name in in_documents else redis
             self._by_projection[name] = store
             self._by_space.update(dict.fromkeys(projection.spaces, store))
+            if projection.sink is None:
+                self._owner.update(dict.fromkeys(projection.spaces, name))
 
-    def _for_space(self, space: str) -> ViewStore:
-        return self._by_space.get(space, self.redis)
+    async def _reading(self, space: str) -> ViewStore:
+        """The store to read `space` from; ViewRebuilding while its projector rebuilds it (after its
+        store lost it): a partial view would be wrong data, a 503 tells the client to retry."""
+        store = self._by_space.get(space, self.redis)
+        owner = self._owner.get(space)
+        if owner is not None and not await store.ready(owner):
+            raise ViewRebuilding(owner)
+        return store
 
     def _for_projection(self, projection: str) -> ViewStore:
         return self._by_projection.get(projection, self.redis)
+
+    async def mark_ready(self, projection: str, positions: Mapping[str, int]) -> bool:
+        return await self._for_projection(projection).mark_ready(projection, positions)
+
+    async def ready(self, projection: str) -> bool:
+        return await self._for_projection(projection).ready(projection)
 
     async def apply(self, projection: str, batch: Batch) -> None:
         await self._for_projection(projection).apply(projection, batch)
@@ -72,24 +87,24 @@ class RoutedViewStore(ViewStore):
         await self._for_projection(projection).promote(projection, spaces, shadow)
 
     async def top(self, space: str, keys: Mapping[str, float], offset: int, limit: int) -> list[tuple[str, float]]:
-        return await self._for_space(space).top(space, keys, offset, limit)
+        return await (await self._reading(space)).top(space, keys, offset, limit)
 
     async def score(self, space: str, key: str, member: str) -> float | None:
-        return await self._for_space(space).score(space, key, member)
+        return await (await self._reading(space)).score(space, key, member)
 
     async def scores(self, space: str, key: str, members: Sequence[str]) -> list[float | None]:
-        return await self._for_space(space).scores(space, key, members)
+        return await (await self._reading(space)).scores(space, key, members)
 
     async def get_docs(self, space: str, keys: Sequence[str]) -> list[dict[str, Any] | None]:
-        return await self._for_space(space).get_docs(space, keys)
+        return await (await self._reading(space)).get_docs(space, keys)
 
     async def keys(self, space: str, prefix: str = "") -> list[str]:
-        return await self._for_space(space).keys(space, prefix)
+        return await (await self._reading(space)).keys(space, prefix)
 
     async def dump(self, spaces: Sequence[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for space in spaces:
-            out.update(await self._for_space(space).dump([space]))
+            out.update(await self._by_space.get(space, self.redis).dump([space]))
         return out
 
     async def close(self) -> None:

@@ -25,9 +25,12 @@ from infra.local import Stack
 from infra.local.testing import ensure_stack
 from kernel.settings import Settings
 from movieaugur.adapters.connect_sinks import sinks_of
+from movieaugur.adapters.kafka_log import KafkaEventLog
+from movieaugur.adapters.redis_views import RedisViewStore
 from movieaugur.operations import prepare_distributed
 from movieaugur.stack_settings import stack_settings
 from projections.registry import build_projections
+from projections.runner import Projector
 
 EXECUTABLE = str(Path(sys.executable).with_name("movieaugur"))  # this venv's, not whatever is on PATH
 
@@ -121,15 +124,17 @@ class Services:
         return subprocess.run([EXECUTABLE, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def ensure_movieaugur_stack() -> Stack:
-    """The running stack plus MovieAugur's topics and Connect sinks (what `movieaugur stack up` does)."""
-    stack = ensure_stack()
+def ensure_movieaugur_stack(stack: Stack | None = None) -> Stack:
+    """The running stack (default: the shared one) plus MovieAugur's topics and Connect sinks (what
+    `movieaugur stack up` does)."""
+    stack = stack or ensure_stack()
     asyncio.run(prepare_distributed(stack_settings(stack)))
     return stack
 
 
-def start_services(logs: Path) -> Services:
-    stack = ensure_movieaugur_stack()
+def start_services(logs: Path, stack: Stack | None = None) -> Services:
+    """This run's settings and topics on `stack` (default: the shared stack, started if needed)."""
+    stack = ensure_movieaugur_stack(stack)
     run = uuid.uuid4().hex[:8]
     env = {
         **os.environ,
@@ -141,9 +146,69 @@ def start_services(logs: Path) -> Services:
         "MOVIEAUGUR_MONGO_URL": stack.mongo_url,
         "MOVIEAUGUR_CONNECT_URL": stack.connect_url,
         "MOVIEAUGUR_DATA_DIR": str(logs / "state"),
-        "MOVIEAUGUR_COMMAND_PORT": os.environ.get("MOVIEAUGUR_COMMAND_PORT", "18181"),
-        "MOVIEAUGUR_QUERY_PORT": os.environ.get("MOVIEAUGUR_QUERY_PORT", "18182"),
+        "MOVIEAUGUR_COMMAND_PORT": str(stack.cfg.command_port),
+        "MOVIEAUGUR_QUERY_PORT": str(stack.cfg.query_port),
     }
     services = Services(stack, env, logs, run)
     asyncio.run(prepare_distributed(services.settings))  # this run's topics, then its Connect sinks on them
     return services
+
+
+# -- comparing the live views with a from-scratch replay --------------------------------------------
+
+VIEWS = ("popularity", "history")
+
+
+def dump_redis(services: Services, prefix: str | None = None) -> dict:
+    """The live projector-kept views (or those under `prefix`), as plain data."""
+    async def dump() -> dict:
+        settings = services.settings
+        store = RedisViewStore(settings.redis_url, prefix=prefix or f"{settings.topic_prefix}v:")
+        try:
+            return await store.dump(list(VIEWS))
+        finally:
+            await store.close()
+
+    return asyncio.run(dump())
+
+
+def replay_into_fresh_views(services: Services) -> dict:
+    """The same views rebuilt from the whole log under a prefix of their own."""
+    async def replay() -> dict:
+        settings = services.settings
+        log = KafkaEventLog(settings)
+        store = RedisViewStore(settings.redis_url, prefix=f"{settings.topic_prefix}replay:")
+        try:
+            for name in VIEWS:
+                await Projector(build_projections(weights_of(settings))[name], log, store).replay()
+            return await store.dump(list(VIEWS))
+        finally:
+            await log.close()
+            await store.close()
+
+    return asyncio.run(replay())
+
+
+def view_positions(services: Services, projection: str = "popularity") -> int:
+    """The sum of the live view's tracking positions (how far its projector has applied the log)."""
+    async def read() -> int:
+        settings = services.settings
+        store = RedisViewStore(settings.redis_url, prefix=f"{settings.topic_prefix}v:")
+        try:
+            return sum((await store.positions(projection)).values())
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def logged_event_ids(services: Services, stream: str = "interactions") -> list[str]:
+    """Every event id in the stream's topic, as read_committed readers see them (copies included)."""
+    async def scan() -> list[str]:
+        log = KafkaEventLog(services.settings)
+        try:
+            return [logged.event.event_id async for logged in log.scan(stream)]
+        finally:
+            await log.close()
+
+    return asyncio.run(scan())

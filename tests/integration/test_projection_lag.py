@@ -13,8 +13,7 @@ import uuid
 import orjson
 import pytest
 
-from tests.integration.services import Services, http, start_services, wait_for
-from tests.integration.test_distributed import _dump_redis, _replay_into_fresh_views
+from tests.integration.services import Services, dump_redis, http, replay_into_fresh_views, start_services, wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 INGEST_SECONDS = 60
@@ -90,4 +89,4 @@ def test_lag_returns_to_zero_after_sustained_ingest_and_views_equal_a_replay(ser
     print(f"lag back to 0 {time.monotonic() - stopped:.1f}s after the ingest stopped")
     status, _, body = http("GET", f"{services.stack.gateway_url}/v1/popularity/movie?limit=1")
     assert status == 200 and body["items"], body
-    assert _dump_redis(services) == _replay_into_fresh_views(services)
+    assert dump_redis(services) == replay_into_fresh_views(services)
