@@ -85,7 +85,7 @@ class InteractionIn(_Strict):
     # A/B variant, kernel/experiments.py); optional.
     recommendation_id: (
         Annotated[str, StringConstraints(max_length=RECOMMENDATION_ID_MAX, pattern=RECOMMENDATION_ID.pattern)] | None
-    ) = None
+    ) = Field(None, description="the recommendation_id of the served list this interaction came from (A/B attribution)")
 
     _type = field_validator("item_type")(_registered)
     _time = field_validator("timestamp")(lambda v, info: v if v is None else _not_future(v, info))

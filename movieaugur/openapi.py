@@ -613,7 +613,7 @@ def build_spec(max_batch: int, settings: Settings | None = None) -> dict[str, An
                  "items": _ITEMS}),
             description="Every list has a `recommendation_id`; inside an A/B experiment (`?experiment=`, or "
                         "MOVIEAUGUR_DEFAULT_EXPERIMENT when no model is named) the user's variant's model answers.",
-            parameters=path("user_id") + _query(RecommendationParams, {"exclude": ["movie:m3", "movie:m4"]}, item_types),
+            parameters=path("user_id") + _query(RecommendationParams, {"exclude": ["movie:m3", "movie:m4"], "experiment": "home"}, item_types),
             errors=("400q", "401", "404"), security=_OPTIONAL_KEY)},
         "/v1/users/{user_id}/history": {"get": _operation(
             "getHistory", "What a user interacted with, latest first", "queries",
