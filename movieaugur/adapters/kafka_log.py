@@ -82,6 +82,11 @@ class KafkaEventLog(EventLog):
         self.bootstrap = settings.kafka_bootstrap
         self.write_timeout = settings.kafka_write_timeout_seconds if write_timeout is None else write_timeout
         self._producer: AIOKafkaProducer | None = None
+        # One transactional id for every producer this log starts: the one that replaces a producer
+        # dropped after a failure (a broker lost mid-transaction) fences it, and the coordinator
+        # aborts its open transaction at once. With a new id each time that transaction stayed open
+        # until it timed out, and read_committed readers (projectors) saw nothing past it meanwhile.
+        self._transactional_id = f"movieaugur-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._producer_lock = asyncio.Lock()  # one transaction at a time per producer
         self._consumers: dict[str, AIOKafkaConsumer] = {}
         self._consumer_locks: dict[str, asyncio.Lock] = {s: asyncio.Lock() for s in STREAMS}
@@ -132,13 +137,16 @@ class KafkaEventLog(EventLog):
         if self._producer is None:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap,
-                transactional_id=f"movieaugur-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+                transactional_id=self._transactional_id,
                 enable_idempotence=True,
                 acks="all",
                 linger_ms=2,
                 max_batch_size=512 * 1024,
                 max_request_size=16 * 1024 * 1024,
                 request_timeout_ms=int(self.write_timeout * 1000),
+                # A transaction its producer never ended (the process died) holds back every
+                # read_committed reader of its partitions until the coordinator aborts it: soon.
+                transaction_timeout_ms=int(max(10.0, 3 * self.write_timeout) * 1000),
                 compression_type="lz4" if _has_lz4() else None,
             )
             try:
