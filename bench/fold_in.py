@@ -51,7 +51,6 @@ from offline.serving import ModelRuntime
 from offline.training.fold_in import save_serving_artifacts
 from offline.training.interaction_matrix import load_interactions
 from offline.training.models import ALS, EASE, Blend, Recommender
-from queries.fresh import VERSION_TTL_SECONDS
 from queries.http import SERVICE
 
 KINDS: dict[str, Callable[[], Recommender]] = {
@@ -116,7 +115,7 @@ async def movielens(args: argparse.Namespace) -> dict[str, Any]:
                     model=settings.default_model, model_version=version, algorithm=kind, params=model.params, metrics={},
                 )])
                 await operations.catch_up(container)
-                await asyncio.sleep(VERSION_TTL_SECONDS + 0.1)  # the query side's version cache
+                service.versions.forget()  # the query side's version cache: read the new version now
 
                 folded: dict[str, bool] = {}
 

@@ -16,7 +16,6 @@ a slot no cold item qualifies for stays with the ranked list.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -24,12 +23,8 @@ from typing import Protocol, TypeVar
 from kernel.settings import Settings
 from projections import matrix as matrix_view
 from projections import popularity as popularity_view
-from projections import recommendations as recommendations_view
 from projections.changes import ViewStore
-
-#: How long a query process trusts its idea of a model name's current version: a newly published
-#: version answers within this many seconds, without a model-registry read per request.
-VERSION_TTL_SECONDS = 1.0
+from queries.model_versions import ModelVersions
 
 Scored = list[tuple[str, float]]  # ("item_type:item_id", score), best first
 T = TypeVar("T")
@@ -73,23 +68,17 @@ class FreshUser:
 
 
 class FreshReads:
-    """The reads fresh scoring needs: the current model version (cached briefly) and the user's
-    interaction weights from the `matrix` view (the strongest `max_history`)."""
+    """The reads fresh scoring needs: the current model version (queries/model_versions.py: cached,
+    refreshed off the request path) and the user's interaction weights from the `matrix` view (the
+    strongest `max_history`)."""
 
-    def __init__(self, store: ViewStore, settings: Settings) -> None:
+    def __init__(self, store: ViewStore, settings: Settings, versions: ModelVersions | None = None) -> None:
         self.store = store
         self.max_history = settings.fold_in_max_history
-        self._versions: dict[str, tuple[float, str | None]] = {}
+        self.versions = versions or ModelVersions(store)
 
     async def version(self, name: str) -> str | None:
-        now = time.monotonic()
-        cached = self._versions.get(name)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        doc = await recommendations_view.read_model(self.store, name)
-        version = doc["model_version"] if doc else None
-        self._versions[name] = (now + VERSION_TTL_SECONDS, version)
-        return version
+        return await self.versions.version(name)
 
     async def weights(self, user_id: str) -> dict[str, float]:
         rows = await self.store.top(matrix_view.SPACE, {user_id: 1.0}, 0, self.max_history)

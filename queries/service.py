@@ -21,6 +21,7 @@ from projections.changes import ViewStore
 from projections.popularity import all_time_key
 from queries.fresh import FreshReads, FreshUser, ModelRuntime, cold_slot_count, interleave
 from queries.lists import NO_EFFECTS, ListEffects, list_effects
+from queries.model_versions import ModelVersions
 from queries.popularity import Window
 
 _SCAN_PAGE = 200
@@ -56,7 +57,8 @@ class QueryService:
         self.catalog = catalog or store
         self.settings = settings
         self.runtime = runtime
-        self.fresh = FreshReads(store, settings) if runtime is not None else None
+        self.versions = ModelVersions(store)  # each model name's current version, refreshed off the request path
+        self.fresh = FreshReads(store, settings, self.versions) if runtime is not None else None
         self.registry: ItemTypeRegistry = item_types_of(settings)
 
 
@@ -175,7 +177,7 @@ class QueryService:
         name = model or self.settings.default_model
         if item_type is not None:
             self.check_type(item_type)
-        if name != self.settings.default_model and await self.model(name) is None:
+        if name != self.settings.default_model and await self.versions.current(name) is None:
             raise NotFound(f"unknown model {name!r}; GET /v1/models lists the published ones")
         listed = await self.list_effects(user_id)
         exclude = exclude | listed.excluded
