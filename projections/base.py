@@ -34,6 +34,11 @@ class ConnectSink:
     connector: str
     collection: str
     record_prefixes: Mapping[str, str] = field(default_factory=dict)
+    #: For a space whose documents are all records of one event class (and few among many in the
+    #: collection), that class: a reader lists the space by the record's `type` field, an equality
+    #: a MongoDB-wire server can answer without reading every document (FerretDB filters `_id`
+    #: prefixes itself, after fetching the whole collection).
+    record_types: Mapping[str, type[MovieAugurEvent]] = field(default_factory=dict)
 
     def connector_name(self, topic_prefix: str) -> str:
         """Named after the topic prefix, so deployments sharing a Connect cluster never collide."""

@@ -44,7 +44,8 @@ class RecommendationsProjection(Projection):
     streams: ClassVar[tuple[str, ...]] = (RECOMMENDATIONS,)
     spaces: ClassVar[tuple[str, ...]] = (SPACE, MODELS_SPACE, SIMILAR_SPACE)
     sink: ClassVar[ConnectSink | None] = ConnectSink(
-        "recommendations-sink", "recommendations", {SPACE: "rec:", SIMILAR_SPACE: "sim:", MODELS_SPACE: "model:"}
+        "recommendations-sink", "recommendations", {SPACE: "rec:", SIMILAR_SPACE: "sim:", MODELS_SPACE: "model:"},
+        record_types={MODELS_SPACE: ModelPublished},
     )
 
     def effect(self, event: MovieAugurEvent) -> Effect:

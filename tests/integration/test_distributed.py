@@ -101,6 +101,9 @@ def test_training_publishes_through_connect_to_recommendations(services: Service
     assert code == 200 and "X-Recommendation-Fallback" not in headers
     assert items and not seen & {item["id"] for item in items}
     assert any(item.get("title", "").startswith("Group zero") for item in items)
+    # The registry, as the Connect sink keeps it among every user's list (listed by record type).
+    code, _, models = http("GET", f"{gateway}/v1/models")
+    assert code == 200 and [m["model_version"] for m in models["models"]] == [headers["X-Model-Version"]], models
 
 
 def test_an_interaction_changes_recommendations_within_two_seconds(services: Services) -> None:
