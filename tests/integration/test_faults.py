@@ -257,6 +257,14 @@ def test_redis_flushed_under_load_rebuilds_and_says_so(cluster: Services, capsys
     ingest = Ingest(cluster).start()
     ingest.wait_for_more(100 * BATCH, timeout=120, what="a log worth rebuilding")
     wait_for(lambda: popularity_total(cluster, ingest.tag), timeout=60, what="popularity served")
+    # A burst, so that the flush finds the projector busy applying (not idle between writes): its
+    # next batch then starts past 0 on a store without tracking, which is how it must notice.
+    applied = view_positions(cluster)
+    for burst in range(4):
+        body = [{"event_id": f"{ingest.tag}-burst-{burst}-{i}", "user_id": f"{ingest.tag}-u{i % 300}",
+                 "item_type": "movie", "item_id": f"{ingest.tag}-m{i % 40}", "action": "view"} for i in range(5000)]
+        assert ingest.post(body) == 200
+    wait_for(lambda: view_positions(cluster) > applied + 2000, interval=0.01, what="projector applying the burst")
     before = ingest.count()
     redis_sync.Redis.from_url(cluster.env["MOVIEAUGUR_REDIS_URL"]).flushdb()
     answers: Counter = Counter()
