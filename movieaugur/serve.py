@@ -59,4 +59,9 @@ async def _projectors_only(container: Container) -> None:
         loop.add_signal_handler(sig, stop.set)
     say(f"projecting {', '.join(container.projections)} (Ctrl-C to stop)")
     notifier = ArrivalNotifier(container.log, container.store, container.settings)  # appends arrivals, notifications
-    await asyncio.gather(*(projector.run(stop) for projector in container.projectors(follow=True)), notifier.run(stop))
+    watchers = []
+    if container.settings.mode == "distributed":  # Connect-kept views whose collection vanished are copied again
+        from movieaugur.sink_watch import SinkWatch
+
+        watchers.append(SinkWatch(container).run(stop))
+    await asyncio.gather(*(projector.run(stop) for projector in container.projectors(follow=True)), notifier.run(stop), *watchers)

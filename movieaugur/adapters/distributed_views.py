@@ -11,6 +11,7 @@ from typing import Any
 
 from domain.configuration import weights_of
 from kernel.settings import Settings
+from movieaugur.adapters import sink_rebuilds
 from movieaugur.adapters.mongo_records import MongoRecordViews
 from movieaugur.adapters.mongo_views import MongoViewStore
 from movieaugur.adapters.redis_views import RedisViewStore
@@ -38,6 +39,7 @@ class RoutedViewStore(ViewStore):
         self._by_projection: dict[str, ViewStore] = {}
         self._by_space: dict[str, ViewStore] = {}
         self._owner: dict[str, str] = {}  # space -> the projector-kept projection that writes it
+        self._sink_owner: dict[str, str] = {}  # space -> the projection whose Connect sink copies it
         for name, projection in projections.items():
             store: ViewStore
             if projection.sink is not None:
@@ -48,6 +50,8 @@ class RoutedViewStore(ViewStore):
             self._by_space.update(dict.fromkeys(projection.spaces, store))
             if projection.sink is None:
                 self._owner.update(dict.fromkeys(projection.spaces, name))
+            else:
+                self._sink_owner.update(dict.fromkeys(projection.spaces, name))
 
     async def _reading(self, space: str) -> ViewStore:
         """The store to read `space` from; ViewRebuilding while its projector rebuilds it (after its
@@ -56,6 +60,9 @@ class RoutedViewStore(ViewStore):
         owner = self._owner.get(space)
         if owner is not None and not await store.ready(owner):
             raise ViewRebuilding(owner)
+        copied_by = self._sink_owner.get(space)
+        if copied_by is not None and await sink_rebuilds.rebuilding(self.redis, copied_by) is not None:
+            raise ViewRebuilding(copied_by)  # its sink copies the topic again into a vanished collection
         return store
 
     def _for_projection(self, projection: str) -> ViewStore:

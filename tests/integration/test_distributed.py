@@ -143,6 +143,36 @@ def test_an_interaction_changes_recommendations_within_two_seconds(services: Ser
     assert not {f"g2-{n}" for n in range(8)} & set(ids)  # what was just liked is seen
 
 
+def test_a_vanished_sink_collection_is_copied_again_and_reads_say_rebuilding(services: Services) -> None:
+    """The recommendations collection (kept by Kafka Connect) is dropped: a projector worker notices,
+    resets the sink, reads answer 503 "rebuilding" until the copy is whole, then the same lists."""
+    from pymongo import MongoClient
+
+    query = f"http://127.0.0.1:{services.env['MOVIEAUGUR_QUERY_PORT']}"
+    settings = services.settings
+    client: MongoClient = MongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000)
+    collection = client[settings.mongo_database]["recommendations"]
+    try:
+        before = sorted(doc["_id"] for doc in collection.find({}, {"_id": 1}))
+        code, _, served = http("GET", f"{query}/v1/users/t1/recommendations?limit=5")
+        assert code == 200 and served["fallback"] is None and before, served
+        collection.drop()
+        seen: list[tuple[int, object]] = []
+
+        def rebuilt() -> bool:  # 503 "rebuilding" first, then the model's lists again
+            status, _, body = http("GET", f"{query}/v1/users/t1/recommendations?limit=5")
+            seen.append((status, body.get("rebuilding") if status == 503 and isinstance(body, dict) else None))
+            back = status == 200 and body["fallback"] is None and body["model_version"] == served["model_version"]
+            return back and (503, "recommendations") in seen
+
+        wait_for(rebuilt, timeout=90, interval=0.1, what="reads saying the view is rebuilding, then the model's lists again")
+        assert {status for status, _ in seen} <= {200, 503}, seen
+        assert sorted(doc["_id"] for doc in collection.find({}, {"_id": 1})) == before
+    finally:
+        client.close()
+    assert "vanished; resetting" in services.log_text("projectors")
+
+
 def test_projector_killed_mid_stream_recovers_to_replay_equality(services: Services) -> None:
     gateway = services.stack.gateway_url
     before = view_positions(services)
