@@ -40,6 +40,7 @@ class SinkWatch:
         self.store = container.store
         self.interval = interval
         self.sinks: list[Projection] = [p for p in build_projections(weights_of(self.settings)).values() if p.sink]
+        self._admin: AIOKafkaAdminClient | None = None  # one client for the watcher's life
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -47,8 +48,10 @@ class SinkWatch:
                 await self.check()
             except Exception:
                 log.exception("checking the Connect sinks' collections failed; trying again in %.0f s", self.interval)
+                await self._drop_admin()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval)
+        await self._drop_admin()
 
     async def check(self) -> None:
         present = set(await self.store.mongo.db.list_collection_names())
@@ -79,13 +82,19 @@ class SinkWatch:
 
     async def _committed(self, connector: str) -> dict[str, int]:
         """The sink's committed offsets per partition (Connect's consumer group is connect-<name>)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=10_000)
-        await admin.start()
-        try:
-            offsets = await admin.list_consumer_group_offsets(f"connect-{connector}")
-        finally:
-            await admin.close()
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=10_000)
+            await admin.start()
+            self._admin = admin
+        offsets = await self._admin.list_consumer_group_offsets(f"connect-{connector}")
         return {str(tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+    async def _drop_admin(self) -> None:
+        """Close the admin client (after an error, a new one is made for the next look)."""
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await admin.close()
 
 
 async def _nothing_to_empty() -> None:
