@@ -58,6 +58,11 @@ async def test_exposures_through_kafka_and_counts_in_redis_replay_equal(services
                 return body.get("items")
 
             await wait_until(popular, timeout=60)
+
+            async def views_ready() -> bool:  # every view the route reads has caught up once (else 503)
+                return (await http.get("/v1/users/probe/recommendations?limit=1")).status == 200  # no experiment: no exposure
+
+            await wait_until(views_ready, timeout=60)
             served = []
             for n in range(USERS):
                 response = await http.get(f"/v1/users/sim{n}/recommendations?limit=5&experiment=home")
