@@ -58,8 +58,10 @@ class SinkWatch:
         for projection in self.sinks:
             assert projection.sink is not None
             connector = projection.sink.connector_name(self.settings.topic_prefix)
-            committed = await self._committed(connector)
             targets = await sink_rebuilds.rebuilding(self.store.redis, projection.name)
+            if targets is None and projection.sink.collection in present:
+                continue  # the usual case: no rebuild, the collection is there; ask Kafka nothing
+            committed = await self._committed(connector)
             if targets is not None:
                 # A transaction's commit marker takes the last offset; the sink commits up to the
                 # last record it wrote, so one short of the end counts as there.
@@ -67,8 +69,8 @@ class SinkWatch:
                     await sink_rebuilds.finish(self.store.redis, projection.name)
                     log.info("%s: the Connect sink copied the topic again; the view answers again", projection.name)
                 continue
-            if projection.sink.collection in present or not any(committed.values()):
-                continue  # there, or never copied anything yet (a sink that is starting)
+            if not any(committed.values()):
+                continue  # never copied anything yet (a sink that is starting)
             ends = {str(p): end for stream in projection.streams for p, end in (await self.log.end_offsets(stream)).items()}
             if not await sink_rebuilds.begin(self.store.redis, projection.name, ends):
                 continue  # another worker is on it
