@@ -94,6 +94,11 @@ class EventLog(ABC):
         """Return early when new events may have arrived; adapters that cannot tell just wait."""
         await asyncio.sleep(timeout)
 
+    async def renew_readers(self) -> None:  # noqa: B027 - optional for adapters
+        """Drop the readers' connections and fetch state; the next read starts afresh. A projector
+        calls it when its view stays behind the log with no progress (a Kafka consumer can stop
+        fetching after broker failures); adapters whose reads hold no such state do nothing."""
+
     async def start(self) -> None:  # noqa: B027 - optional for adapters
         """Connect or prepare (create topics, open files) before the first call, where needed."""
 

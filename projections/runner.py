@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 #: While following the log, how often a projector looks for new redactions (a catch-up or replay
 #: always looks first; `movieaugur redact` replays the views it touches, so they end exact).
 REDACTIONS_CHECK_SECONDS = 0.5
+#: A view behind the log's end that no runner advanced for this long gets this runner's log readers
+#: renewed: the fault tests saw a Kafka group reader stop fetching for good after two brokers died.
+STALL_SECONDS = 30.0
+#: A step that has not returned by then is cancelled (a read waiting on a broker that never answers).
+STEP_TIMEOUT_SECONDS = 60.0
 
 
 @dataclass
@@ -43,6 +48,7 @@ class Projector:
         idle_wait: float = 0.5,
         guard_horizon: int = DEFAULT_GUARD_HORIZON,
         redactions_log: EventLog | None = None,
+        stall_seconds: float = STALL_SECONDS,
     ):
         """`redactions_log` is where the redactions stream is read whole (default: `log_`; a
         projector worker that reads only its group's partitions passes a log that reads all)."""
@@ -63,6 +69,9 @@ class Projector:
         # them marks the view complete even under sustained ingest, when no step is ever idle.
         self._target: dict[str, int] | None = None
         self.advanced = False
+        self.stall_seconds = stall_seconds
+        self._stall_watch: tuple[dict[str, int], float] | None = None  # positions, and since when
+        self._stall_checked = 0.0
 
     async def refresh_redactions(self, force: bool = False) -> None:
         """Read redactions appended since the last look (projections of interactions only): on
@@ -212,15 +221,40 @@ class Projector:
         """Follow the log until `stop` is set; survive transient errors with a pause."""
         while not stop.is_set():
             try:
-                await self.step()
+                await asyncio.wait_for(self.step(), STEP_TIMEOUT_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("%s: projection step failed; retrying", self.name)
                 self.advanced = False
+                self._positions = None
                 await asyncio.sleep(1.0)
             if not self.advanced:
+                await self._renew_if_stalled()
                 await self.log.wait_for_events(self.projection.streams, self.idle_wait)
+
+    async def _renew_if_stalled(self) -> None:
+        """Every few seconds while idle: if the view is behind the log's end and its positions have
+        not moved for `stall_seconds` (no runner of it advanced), renew this runner's log readers."""
+        now = time.monotonic()
+        if now - self._stall_checked < min(5.0, self.stall_seconds / 2):
+            return
+        self._stall_checked = now
+        try:
+            behind = {source: lag for source, lag in (await self.lag()).items() if lag}
+            positions = await self.store.positions(self.name)
+        except Exception as error:  # the next step reports what is wrong; the watch just waits
+            log.debug("%s: stall check failed: %r", self.name, error)
+            return
+        watch = self._stall_watch
+        if not behind or watch is None or watch[0] != positions:
+            self._stall_watch = (positions, now) if behind else None
+            return
+        if now - watch[1] >= self.stall_seconds:
+            log.warning("%s: %s behind the log's end with no progress for %.0fs; renewing its log readers",
+                        self.name, behind, now - watch[1])
+            await self.log.renew_readers()
+            self._stall_watch = (positions, now)
 
     async def replay(self, progress: Callable[[int], None] | None = None) -> ReplayReport:
         """Rebuild the view from the start of the log.

@@ -6,6 +6,8 @@ conflict. An id is remembered for a horizon (MOVIEAUGUR_DEDUPE_HORIZON_SECONDS, 
 from its append; a retry later than that is appended again, and the views still count it once
 within their own horizon (projections/changes.py). Ids are remembered after the transaction
 commits, so a crash in between can at worst let one retry append a copy — never lose an event.
+A batch whose commit went unanswered is remembered as uncertain, with its transaction's anchor, until
+a retry learns the outcome (movieaugur/adapters/kafka_outcomes.py).
 If Redis cannot be reached the log still takes writes (availability first) and says so in the log.
 """
 
@@ -29,6 +31,18 @@ for i = 3, #ARGV, 2 do
 end
 return (#ARGV - 2) / 2
 """
+
+
+def uncertain(anchor: str, fingerprint: str) -> str:
+    return f"?{anchor}|{fingerprint}"
+
+
+def parse_uncertain(value: str) -> tuple[str, str] | None:
+    """(anchor, fingerprint) of a value `uncertain` made; None for a plain fingerprint."""
+    if not value.startswith("?"):
+        return None
+    anchor, _, fingerprint = value[1:].rpartition("|")
+    return anchor, fingerprint
 
 
 class RedisEventIds:
@@ -65,6 +79,11 @@ class RedisEventIds:
                 await self._remember(args=args)
         except (RedisError, OSError) as error:
             log.warning("event-id index unreachable (%r): %d ids not remembered", error, len(fingerprints))
+
+    async def remember_uncertain(self, fingerprints: Mapping[str, str], anchor: str) -> None:
+        """Remember ids whose transaction's commit went unanswered: `lookup` gives them back as
+        `uncertain(anchor, fingerprint)` until `remember` overwrites them with the outcome."""
+        await self.remember({event_id: uncertain(anchor, fingerprint) for event_id, fingerprint in fingerprints.items()})
 
     async def close(self) -> None:
         await self.redis.aclose()

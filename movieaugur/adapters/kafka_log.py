@@ -41,7 +41,8 @@ from domain.events import (
 from domain.ports import AppendResult, EventIdConflict, EventLog, LoggedEvent, LogUnavailable, Position, ReadResult
 from infra.replication import replication_for
 from kernel.settings import Settings
-from movieaugur.adapters.event_ids import RedisEventIds
+from movieaugur.adapters.event_ids import RedisEventIds, parse_uncertain
+from movieaugur.adapters.kafka_outcomes import Anchor, Attempt, CommitUnanswered, settle_uncertain
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,10 @@ class KafkaEventLog(EventLog):
             try:
                 await self._commit(records)
             except Exception as error:
+                if isinstance(error, CommitUnanswered) and self.event_ids is not None:
+                    # Before anyone hears the 503: a retry must find these ids and ask the log.
+                    await self.event_ids.remember_uncertain({k: v for p in group for k, v in p.fingerprints.items()},
+                                                            error.anchor.encode())
                 for pending in group:
                     if not pending.committed.done():
                         pending.committed.set_exception(error)
@@ -197,8 +202,9 @@ class KafkaEventLog(EventLog):
                     pending.committed.set_result(None)
 
     async def _commit(self, records: list[tuple[str, bytes, bytes]]) -> None:
+        progress = Attempt()
         async with self._producer_lock:
-            attempt = asyncio.ensure_future(self._transaction(records))
+            attempt = asyncio.ensure_future(self._transaction(records, progress))
             done, _ = await asyncio.wait({attempt}, timeout=self.write_timeout)
             error = attempt.exception() if done else TimeoutError(f"no commit within {self.write_timeout}s")
             if error is None:
@@ -210,12 +216,16 @@ class KafkaEventLog(EventLog):
             cleanup = asyncio.ensure_future(self._clean_up(attempt, producer))
             self._cleanups.add(cleanup)
             cleanup.add_done_callback(self._cleanups.discard)
-        raise LogUnavailable(f"Kafka at {self.bootstrap}: {type(error).__name__}: {error}") from error
+        raise progress.unanswered(f"Kafka at {self.bootstrap}: {type(error).__name__}: {error}") from error
 
     async def _without_known(self, events: Sequence[MovieAugurEvent]) -> tuple[list[MovieAugurEvent], dict[str, str]]:
         """The events not yet taken (by the index, within its horizon, and earlier in the batch),
         and the fingerprints to remember; EventIdConflict for an id taken by other content."""
         known = await self.event_ids.lookup([e.event_id for e in events]) if self.event_ids is not None else {}
+        if any(parse_uncertain(value) for value in known.values()):
+            known, learned = await settle_uncertain(known, self.bootstrap, self.write_timeout)
+            if self.event_ids is not None:
+                await self.event_ids.remember(learned)
         fresh: list[MovieAugurEvent] = []
         taken: dict[str, str] = {}
         for event in events:
@@ -237,11 +247,13 @@ class KafkaEventLog(EventLog):
         if producer is not None:
             await _quietly_stop(producer)
 
-    async def _transaction(self, records: list[tuple[str, bytes, bytes]]) -> None:
+    async def _transaction(self, records: list[tuple[str, bytes, bytes]], progress: Attempt) -> None:
         producer = await self._ready_producer()
         async with producer.transaction():
             futures = [await producer.send(topic, value=value, key=key) for topic, key, value in records]
-            await asyncio.gather(*futures)
+            first = (await asyncio.gather(*futures))[0]
+            progress.anchor = Anchor(first.topic, first.partition, first.offset)
+            progress.committing = True  # leaving the block sends the commit: from here on, uncertain
 
     async def _discard_producer(self) -> None:
         """After a failure the transactional producer may be in an error state: start afresh."""
@@ -337,6 +349,15 @@ class KafkaEventLog(EventLog):
         if events:
             next_offset = max(next_offset, events[-1].position.offset + 1)
         return ReadResult(events, max(next_offset, start))
+
+    async def renew_readers(self) -> None:
+        """Stop every reader; the next read makes a new consumer (in a group: it joins anew)."""
+        for stream in STREAMS:
+            async with self._consumer_locks[stream]:
+                consumer = self._consumers.pop(stream, None)
+                if consumer is not None:
+                    await _quietly_stop(consumer)
+        self._partitions.clear()
 
     async def wait_for_events(self, streams: Sequence[str], timeout: float) -> None:
         # The reads above already long-poll the broker (fetch_max_wait_ms); a short pause suffices.

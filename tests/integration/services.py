@@ -202,6 +202,29 @@ def view_positions(services: Services, projection: str = "popularity") -> int:
     return asyncio.run(read())
 
 
+def projection_state(services: Services, projection: str = "popularity") -> str:
+    """For a failure message: the view's positions against the log's ends, and the projector's last
+    log lines (a stalled projector says why there, or by its silence)."""
+    async def read() -> tuple[dict[str, int], dict[str, int]]:
+        settings = services.settings
+        store = RedisViewStore(settings.redis_url, prefix=f"{settings.topic_prefix}v:")
+        log = KafkaEventLog(settings)
+        try:
+            ends = {f"interactions/{p}": end for p, end in (await log.end_offsets("interactions")).items()}
+            return await store.positions(projection), ends
+        finally:
+            await store.close()
+            await log.close()
+
+    try:
+        positions, ends = asyncio.run(read())
+        where = f"{projection} positions {dict(sorted(positions.items()))}, log ends {ends}"
+    except Exception as error:  # the diagnosis must not hide the failure it explains
+        where = f"positions unavailable: {error!r}"
+    tail = "".join(services.log_text("projectors").splitlines(keepends=True)[-40:]) if (services.logs / "projectors.log").exists() else ""
+    return f"{where}\n--- projectors log (last 40 lines) ---\n{tail}"
+
+
 def logged_event_ids(services: Services, stream: str = "interactions") -> list[str]:
     """Every event id in the stream's topic, as read_committed readers see them (copies included)."""
     async def scan() -> list[str]:

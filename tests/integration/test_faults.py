@@ -29,6 +29,7 @@ from tests.integration.services import (
     dump_redis,
     http,
     logged_event_ids,
+    projection_state,
     replay_into_fresh_views,
     start_services,
     view_positions,
@@ -140,8 +141,12 @@ def check_log_and_views(services: Services, ingest: Ingest) -> dict[str, int]:
     assert set(logged) == ingest.acknowledged, tally
     assert doubled == 0, tally
     expected = float(len(ingest.acknowledged))
-    wait_for(lambda: popularity_total(services, ingest.tag) == expected, timeout=120, interval=0.5,
-             what=f"popularity counting each of the {len(ingest.acknowledged)} acknowledged events once")
+    try:
+        wait_for(lambda: popularity_total(services, ingest.tag) == expected, timeout=120, interval=0.5,
+                 what=f"popularity counting each of the {len(ingest.acknowledged)} acknowledged events once")
+    except AssertionError as failure:
+        read = popularity_total(services, ingest.tag)
+        raise AssertionError(f"{failure}: read {read}, expected {expected}; {projection_state(services)}") from None
     replayed = replay_into_fresh_views(services)
     wait_for(lambda: dump_redis(services) == replayed, timeout=120, interval=1.0, what="views equal a from-scratch replay")
     return tally

@@ -14,7 +14,10 @@ import pytest
 from domain.events import INTERACTIONS, InteractionRecorded
 from infra.local.testing import ensure_stack
 from movieaugur.adapters.kafka_log import KafkaEventLog
+from movieaugur.adapters.memory_views import MemoryViewStore
 from movieaugur.stack_settings import stack_settings
+from projections.history import HistoryProjection
+from projections.runner import Projector
 
 pytestmark = pytest.mark.stack
 
@@ -70,3 +73,38 @@ async def test_group_reader_sees_new_events_after_a_rebalance() -> None:
         await writer.close()
         await reader.close()
         await joiner.close()
+
+
+async def test_a_projector_whose_reader_stopped_fetching_renews_it() -> None:
+    """A reader that stops fetching (here: its partitions paused; in the fault tests it happened
+    after two brokers died) leaves the view behind for good unless the projector notices that the
+    view lags the log with no progress and renews its readers."""
+    settings = stack_settings(ensure_stack()).model_copy(update={"topic_prefix": f"s{uuid.uuid4().hex[:8]}."})
+    writer = KafkaEventLog(settings)
+    reader = KafkaEventLog(settings, group=f"{settings.topic_prefix}readers")
+    redactions = KafkaEventLog(settings)  # read whole, outside the group, as a projector worker does
+    projector = Projector(HistoryProjection(), reader, MemoryViewStore(), stall_seconds=2.0, redactions_log=redactions)
+    await writer.ensure_topics()
+    stop = asyncio.Event()
+    running = asyncio.create_task(projector.run(stop))
+    try:
+        await writer.append(_events("before", 100))
+        await _until(projector.caught_up, "the view caught up with the first events")
+        stuck = reader._consumers[INTERACTIONS]
+        stuck.pause(*stuck.assignment())  # its fetcher fetches nothing more from here on
+        await writer.append(_events("after", 100))
+        await _until(projector.caught_up, "the view caught up again after its reader stopped fetching")
+        assert reader._consumers[INTERACTIONS] is not stuck, "caught up without renewing the reader?"
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+        await writer.close()
+        await reader.close()
+        await redactions.close()
+
+
+async def _until(check, what: str, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
+        await asyncio.sleep(0.1)
