@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from commands.service import CommandService
-from domain.ports import AppendResult, LogUnavailable
+from domain.ports import AppendResult, LogUnavailable, OutcomeUnknown
 from kernel.errors import RequestError, describe
 from kernel.http import Metrics, error_response, json_response, read_body
 
@@ -33,6 +33,10 @@ async def _run(request: web.Request, stream: str, action: Callable[[], Awaitable
     except RequestError as error:
         metrics.events_rejected.labels("conflict" if error.status == 409 else "invalid").inc()
         raise
+    except OutcomeUnknown as error:
+        metrics.events_rejected.labels("log_unavailable").inc()
+        return error_response(503, "the event log did not confirm the write; it may or may not be recorded: retry "
+                                   f"later with the same event ids and they are taken once ({error})")
     except LogUnavailable as error:
         metrics.events_rejected.labels("log_unavailable").inc()
         return error_response(503, f"the event log is unavailable; nothing was recorded; retry later ({error})")

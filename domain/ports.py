@@ -56,6 +56,11 @@ class LogUnavailable(RuntimeError):
     """The log cannot take writes now; nothing of the batch was appended. Try again later."""
 
 
+class OutcomeUnknown(LogUnavailable):
+    """The log was asked to commit the batch and did not answer in time: it may hold the batch or
+    not. A retry with the same event ids takes them once either way (the log finds out which)."""
+
+
 class EventIdConflict(ValueError):
     """An event reuses the event_id of one already in the log (or earlier in the same batch) with
     different content. Nothing of the batch was appended."""

@@ -244,7 +244,9 @@ def _error_responses(max_body_bytes: int) -> dict[str, Any]:
             {"error": f"request body exceeds {max_body_bytes} bytes (MOVIEAUGUR_MAX_BATCH x MOVIEAUGUR_MAX_EVENT_BYTES); split it into smaller batches"},
         ),
         "Unavailable": _error_response(
-            "The event log is unavailable; nothing was recorded. Retry later with the same event ids.",
+            "The event log is unavailable; nothing was recorded. Retry later with the same event ids. (Rarely "
+            "the log did not confirm a commit it was asked for, and the error says the write may be recorded: a "
+            "retry with the same event ids is taken once either way.)",
             "Error",
             {"error": "the event log is unavailable; nothing was recorded; retry later (timeout)"},
         ),

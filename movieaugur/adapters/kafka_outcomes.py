@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from domain.ports import LogUnavailable
+from domain.ports import LogUnavailable, OutcomeUnknown
 from movieaugur.adapters.event_ids import parse_uncertain
 
 
@@ -73,7 +73,7 @@ async def committed(bootstrap: str, anchor: Anchor, timeout: float) -> bool | No
             await asyncio.wait_for(consumer.stop(), 10)
 
 
-class CommitUnanswered(LogUnavailable):
+class CommitUnanswered(OutcomeUnknown):
     """The commit request was sent and no answer came: the transaction may have committed."""
 
     def __init__(self, message: str, anchor: Anchor):
