@@ -132,7 +132,15 @@ def popularity_total(services: Services, tag: str) -> float | None:
 def check_log_and_views(services: Services, ingest: Ingest) -> dict[str, int]:
     """Every acknowledged event in the log exactly once, nothing else of this run's; the views equal
     a replay of the whole log and count each acknowledged event once. Returns the tally."""
-    logged = Counter(i for i in logged_event_ids(services) if i.startswith(f"{ingest.tag}-"))
+    def scan() -> Counter:
+        return Counter(i for i in logged_event_ids(services) if i.startswith(f"{ingest.tag}-"))
+
+    # An acknowledged commit's markers reach the partitions a moment after the coordinator decided
+    # it, and only then do read_committed readers see it: scan again until every id shows (or 60 s).
+    logged = scan()
+    deadline = time.monotonic() + 60
+    while not ingest.acknowledged <= set(logged) and time.monotonic() < deadline:
+        logged = scan()
     doubled = sum(1 for count in logged.values() if count > 1)
     lost = len(ingest.acknowledged - set(logged))
     tally = {"acknowledged": len(ingest.acknowledged), "in log": len(logged), "lost": lost, "doubled in log": doubled,

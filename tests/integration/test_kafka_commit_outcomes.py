@@ -47,8 +47,16 @@ async def log() -> AsyncIterator[KafkaEventLog]:
     await log.close()
 
 
-async def _logged(log: KafkaEventLog, tag: str) -> Counter:
-    return Counter([logged.event.event_id async for logged in log.scan(INTERACTIONS) if logged.event.event_id.startswith(tag)])
+async def _logged(log: KafkaEventLog, tag: str, expect: int = 0) -> Counter:
+    """This test's event ids in the log as read_committed readers see them, with their counts. With
+    `expect`, scans again (up to 30 s) until that many distinct ids show: a commit is acknowledged
+    once the coordinator decided it, and its markers reach the partitions a moment later."""
+    deadline = time.monotonic() + 30
+    while True:
+        logged = Counter([e.event.event_id async for e in log.scan(INTERACTIONS) if e.event.event_id.startswith(tag)])
+        if len(logged) >= expect or time.monotonic() > deadline:
+            return logged
+        await asyncio.sleep(0.2)
 
 
 async def _transaction(log: KafkaEventLog, events: list[InteractionRecorded], end: str) -> tuple[Anchor, AIOKafkaProducer]:
@@ -81,7 +89,7 @@ async def test_a_retry_of_a_commit_that_happened_is_taken_as_a_duplicate(log: Ka
     await producer.stop()
     result = await log.append(events)
     assert (result.appended, result.duplicates) == (0, len(events))
-    assert set((await _logged(log, "committed")).values()) == {1}, "each event once in the log"
+    assert set((await _logged(log, "committed", len(events))).values()) == {1}, "each event once in the log"
     again = await log.append(events)  # the outcome is now remembered: no second look at the log
     assert (again.appended, again.duplicates) == (0, len(events))
 
@@ -92,7 +100,7 @@ async def test_a_retry_of_a_commit_that_was_aborted_is_appended_once(log: KafkaE
     await producer.stop()
     result = await log.append(events)
     assert (result.appended, result.duplicates) == (len(events), 0)
-    logged = await _logged(log, "aborted")
+    logged = await _logged(log, "aborted", len(events))
     assert len(logged) == len(events) and set(logged.values()) == {1}, logged
 
 
@@ -108,4 +116,4 @@ async def test_a_retry_while_the_outcome_is_open_is_refused_until_it_is_known(lo
     await producer.stop()
     result = await log.append(events)
     assert (result.appended, result.duplicates) == (0, len(events))
-    assert set((await _logged(log, "open")).values()) == {1}
+    assert set((await _logged(log, "open", len(events))).values()) == {1}
