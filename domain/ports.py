@@ -9,6 +9,7 @@ stream whose offsets are notification ids. Projections track "the next offset to
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,6 +71,10 @@ class EventIdConflict(ValueError):
         self.event_id = event_id
 
 
+#: How long a scan waits on a partition that returns nothing before its end before it gives up.
+SCAN_STALL_SECONDS = 30.0
+
+
 class EventLog(ABC):
     """Append-only, partitioned, replayable log of domain events."""
 
@@ -111,14 +116,27 @@ class EventLog(ABC):
         """Release connections."""
 
     async def scan(self, stream: str, batch: int = 5000):
-        """Every event of a stream from the beginning to the end as of the call (for training)."""
+        """Every event of a stream from the beginning to the end as of the call (for training).
+
+        A read that returns nothing before the end is not the end: a Kafka read answers empty when
+        its fetch has not arrived within the read's short wait (under load, often). Taking that as
+        the end once made a scan skip the rest of a partition; it is read again, and only a
+        partition that makes no progress for SCAN_STALL_SECONDS fails the scan (LogUnavailable)."""
         ends = await self.end_offsets(stream)
         for partition, end in sorted(ends.items()):
             start = 0
+            stalled_since: float | None = None
             while start < end:
                 result = await self.read(stream, partition, start, batch)
                 if result.next_offset <= start:
-                    break
+                    now = time.monotonic()
+                    stalled_since = stalled_since or now
+                    if now - stalled_since > SCAN_STALL_SECONDS:
+                        raise LogUnavailable(f"{stream} partition {partition}: no progress at offset {start} of {end} "
+                                             f"for {SCAN_STALL_SECONDS:.0f}s; is the log reachable?")
+                    await asyncio.sleep(0.01)
+                    continue
+                stalled_since = None
                 for logged in result.events:
                     if logged.position.offset >= end:
                         return
