@@ -188,7 +188,9 @@ class Projector:
 
         Offsets, not events: Kafka's transaction markers take offsets too, so a view that has read
         everything can show a lag of a few offsets until the next event moves it past them."""
-        positions = await self.store.positions(self.name)
+        return await self._lag_at(await self.store.positions(self.name))
+
+    async def _lag_at(self, positions: dict[str, int]) -> dict[str, int]:
         behind: dict[str, int] = {}
         for stream in self.projection.streams:
             for partition, end in (await self.log.end_offsets(stream)).items():
@@ -198,12 +200,7 @@ class Projector:
 
     async def caught_up(self) -> bool:
         """True when the view has applied everything the log held at the time of the call."""
-        positions = await self.store.positions(self.name)
-        for stream in self.projection.streams:
-            for partition, end in (await self.log.end_offsets(stream)).items():
-                if positions.get(f"{stream}/{partition}", 0) < end:
-                    return False
-        return True
+        return not any((await self.lag()).values())
 
     async def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         """Process until nothing is left to read at the time of the call's last read."""
@@ -221,7 +218,8 @@ class Projector:
         """Follow the log until `stop` is set; survive transient errors with a pause."""
         while not stop.is_set():
             try:
-                await asyncio.wait_for(self.step(), STEP_TIMEOUT_SECONDS)
+                async with asyncio.timeout(STEP_TIMEOUT_SECONDS):  # no task per step, unlike wait_for
+                    await self.step()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -241,8 +239,8 @@ class Projector:
             return
         self._stall_checked = now
         try:
-            behind = {source: lag for source, lag in (await self.lag()).items() if lag}
             positions = await self.store.positions(self.name)
+            behind = {source: lag for source, lag in (await self._lag_at(positions)).items() if lag}
         except Exception as error:  # the next step reports what is wrong; the watch just waits
             log.debug("%s: stall check failed: %r", self.name, error)
             return

@@ -221,10 +221,11 @@ class KafkaEventLog(EventLog):
     async def _without_known(self, events: Sequence[MovieAugurEvent]) -> tuple[list[MovieAugurEvent], dict[str, str]]:
         """The events not yet taken (by the index, within its horizon, and earlier in the batch),
         and the fingerprints to remember; EventIdConflict for an id taken by other content."""
-        known = await self.event_ids.lookup([e.event_id for e in events]) if self.event_ids is not None else {}
-        if any(parse_uncertain(value) for value in known.values()):
-            known, learned = await settle_uncertain(known, self.bootstrap, self.write_timeout)
-            if self.event_ids is not None:
+        known: dict[str, str] = {}
+        if self.event_ids is not None:
+            known = await self.event_ids.lookup([e.event_id for e in events])
+            if any(parse_uncertain(value) for value in known.values()):  # an earlier commit went unanswered
+                known, learned = await settle_uncertain(known, self.bootstrap, self.write_timeout)
                 await self.event_ids.remember(learned)
         fresh: list[MovieAugurEvent] = []
         taken: dict[str, str] = {}
