@@ -64,17 +64,25 @@ def catalog_events(folder: Path, item_type: str = ITEM_TYPE) -> Iterator[ItemCat
 
 
 def rating_events(folder: Path, item_type: str = ITEM_TYPE) -> Iterator[InteractionRecorded]:
-    for row in _rows(_require(folder, "ratings.csv")):
-        yield InteractionRecorded.new(
-            event_id=f"movielens:{row['userId']}:{row['movieId']}:{row['timestamp']}",
-            timestamp=from_unix(int(row["timestamp"])),
-            user_id=row["userId"],
-            item_type=item_type,
-            item_id=row["movieId"],
-            action="rating",
-            value=float(row["rating"]),
-            source="movielens",
-        )
+    # Plain rows, columns found by name once: a dict per row is a fifth of parsing a 20M-row file.
+    with _require(folder, "ratings.csv").open(newline="", encoding="utf-8") as handle:
+        rows = csv.reader(handle)
+        header = next(rows, [])
+        try:
+            u, m, r, t = (header.index(name) for name in ("userId", "movieId", "rating", "timestamp"))
+        except ValueError as missing:
+            raise DatasetError(f"ratings.csv lacks a column ({missing}): expected userId,movieId,rating,timestamp") from None
+        for row in rows:
+            yield InteractionRecorded.new(
+                event_id=f"movielens:{row[u]}:{row[m]}:{row[t]}",
+                timestamp=from_unix(int(row[t])),
+                user_id=row[u],
+                item_type=item_type,
+                item_id=row[m],
+                action="rating",
+                value=float(row[r]),
+                source="movielens",
+            )
 
 
 async def import_movielens(

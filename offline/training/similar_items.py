@@ -2,10 +2,14 @@
 
 Model-agnostic on purpose: it needs no factors, works for every algorithm the trainer may choose,
 and explains itself ("people who watched this also watched"). Computed in column chunks so memory
-stays bounded for large catalogs.
+stays bounded for large catalogs; the chunks run on every core, because scipy's sparse product and
+numpy's partition release the GIL and a 25,000-item catalog is ~40 s of that work on one core.
 """
 
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,12 +29,15 @@ def similar_items(X: sp.csr_matrix, n: int = 20, chunk: int = 1024) -> tuple[np.
     scores = np.zeros(indices.shape, dtype=np.float32)
     if indices.shape[1] == 0:
         return indices, scores
-    for start in range(0, n_items, chunk):
+
+    def block(start: int) -> None:
         stop = min(start + chunk, n_items)
         co = (Bt[start:stop] @ B).toarray()  # (chunk × items) co-occurrence counts
         co /= norms[start:stop, None] * norms[None, :]
         co[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not similar to itself
         co[co <= 0] = -np.inf
-        idx, val = top_n(co, indices.shape[1])
-        indices[start:stop], scores[start:stop] = idx, val
+        indices[start:stop], scores[start:stop] = top_n(co, indices.shape[1])
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(block, range(0, n_items, chunk)))  # list(): a failed block raises here
     return indices, scores

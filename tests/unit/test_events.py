@@ -117,3 +117,24 @@ def test_action_weights_from_configuration(monkeypatch: pytest.MonkeyPatch) -> N
     assert weights.weight("rating", 5.0) == 2.0 and weights.weight("rating", 1.0) == -2.0
     with pytest.raises(UnknownAction):
         ActionWeights({"view": 1.0}).weight("like")
+
+
+async def test_the_embedded_log_takes_a_repeat_within_a_batch_once_and_refuses_a_reused_id(tmp_path) -> None:
+    from domain.ports import EventIdConflict
+    from movieaugur.adapters.sqlite_log import SQLiteEventLog
+
+    def fact(event_id: str, item_id: str) -> InteractionRecorded:
+        return InteractionRecorded.new(event_id=event_id, timestamp=from_unix(1_700_000_000), user_id="u1",
+                                       item_type="movie", item_id=item_id)
+
+    log = SQLiteEventLog(tmp_path / "log.sqlite")
+    try:
+        result = await log.append([fact("a", "m1"), fact("b", "m2"), fact("a", "m1")])
+        assert (result.appended, result.duplicates) == (2, 1)
+        with pytest.raises(EventIdConflict):
+            await log.append([fact("c", "m3"), fact("c", "m4")])
+        with pytest.raises(EventIdConflict):
+            await log.append([fact("d", "m5"), fact("a", "m9")])
+        assert [e.event.event_id for e in (await log.read(INTERACTIONS, 0, 1, 100)).events] == ["a", "b"]
+    finally:
+        await log.close()

@@ -145,3 +145,30 @@ def test_tune_uses_budget_and_returns_buildable_winner(tmp_path) -> None:
     assert (tmp_path / "auto" / "tuning.json").exists()
     loaded = load_model(tmp_path / "auto")
     np.testing.assert_array_equal(loaded.recommend(np.arange(5), X, 5)[0], auto.recommend(np.arange(5), X, 5)[0])
+
+
+def _dense_reference(model, rows: np.ndarray, X: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """What recommend means: score every item, mask what the user has seen, sort every row fully
+    (best first, ties by the lower item index), keep the first n, -1 where only masked ones remain."""
+    scores = np.array(model.score(rows, X), dtype=np.float32, copy=True)
+    scores[X[rows].toarray() != 0] = -np.inf
+    order = np.lexsort((np.broadcast_to(np.arange(scores.shape[1]), scores.shape), -scores), axis=1)[:, :n]
+    vals = np.take_along_axis(scores, order, axis=1)
+    return np.where(np.isneginf(vals), -1, order), vals
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("n", [1, 10, 39, 60])
+def test_fast_ranking_paths_equal_the_dense_definition(seed: int, n: int) -> None:
+    """ALS ranks through implicit's fused top-k and popularity through one sorted order; both
+    must give what masking a dense score matrix gives, padding and tie order included."""
+    dense = _random_matrix(n_users=80, n_items=40, density=0.3, seed=seed).toarray()
+    dense[7] = 1.0  # a user who has seen everything: nothing left to recommend
+    X = sp.csr_matrix(dense)
+    rows = np.arange(X.shape[0])
+    for model in (Popularity().fit(X), ALS(factors=8, regularization=1.0, iterations=3, random_state=seed).fit(X)):
+        idx, vals = model.recommend(rows, X, n)
+        ref_idx, ref_vals = _dense_reference(model, rows, X, n)
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_allclose(vals, ref_vals, rtol=1e-5)
+    assert (idx[7] == -1).all()

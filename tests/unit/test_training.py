@@ -44,3 +44,17 @@ async def test_quality_gate_keeps_the_previous_model(container) -> None:
     assert not report.published
     assert "does not beat popularity" in report.reason and "previous model stays" in report.reason
     assert [e async for e in container.log.scan("recommendations")] == []
+
+
+def test_the_gate_ranks_every_held_out_user_up_to_its_cap_then_a_seeded_sample() -> None:
+    import numpy as np
+    import scipy.sparse as sp
+
+    from offline.training.pipeline import gate_users
+
+    held = sp.csr_matrix(np.eye(50, 10, dtype=np.float32))  # users 0..9 hold something out
+    assert gate_users(held, seed=0, cap=20).tolist() == list(range(10))
+    sample = gate_users(held, seed=0, cap=4)
+    assert len(sample) == 4 and set(sample) <= set(range(10)) and (np.diff(sample) > 0).all()
+    assert sample.tolist() == gate_users(held, seed=0, cap=4).tolist()
+    assert any(gate_users(held, seed=s, cap=4).tolist() != sample.tolist() for s in range(1, 5))

@@ -9,7 +9,12 @@ and the online serving side can treat them interchangeably:
 
 ``recommend`` is implemented once here: it asks the subclass for dense
 scores of a *chunk* of users (bounded memory), masks already-seen items and
-selects the top n with ``argpartition`` -- no per-user Python loop.
+selects the top n with ``argpartition`` -- no per-user Python loop.  Models
+whose scores are dot products of user and item vectors (ALS) say so through
+``factors``; they are ranked by ``implicit``'s fused multiply-and-select
+instead, which never materialises the users x items block and skips seen
+items inside the heap (3x faster at 125,000 x 25,000, and the publishing
+step ranks every user).
 
 A trained model is saved as a directory holding ``meta.json`` (class, name,
 params) and ``arrays.npz`` (learned state) so a model version can be kept
@@ -70,6 +75,24 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, vals
 
 
+def _factor_top_n(
+    users: np.ndarray, items: np.ndarray, seen: sp.csr_matrix | None, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``top_n(users @ items.T)`` with ``seen`` masked, by implicit's C++ top-k (all cores).
+
+    Its filtered slots come back as -FLT_MAX with arbitrary indices: reported as -1 / -inf like
+    ``top_n``. Ties inside the list are ordered by the lower item index, as ``top_n`` does."""
+    from implicit.cpu.topk import topk
+
+    idx, vals = topk(np.ascontiguousarray(items, dtype=np.float32), np.ascontiguousarray(users, dtype=np.float32), n,
+                     filter_query_items=seen)
+    idx, vals = idx.astype(np.int64), vals.astype(np.float32)
+    empty = vals <= np.finfo(np.float32).min
+    idx[empty], vals[empty] = -1, -np.inf
+    order = np.lexsort((np.where(empty, np.iinfo(np.int64).max, idx), -vals), axis=1)
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
 class Recommender(ABC):
     """Base class: subclasses implement ``_fit``, ``score`` and state I/O."""
 
@@ -101,6 +124,18 @@ class Recommender(ABC):
         """
 
     # -- ranking ------------------------------------------------------------
+    def factors(self, user_rows: np.ndarray, X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray] | None:
+        """(user vectors, item vectors) when ``score`` is their product; None otherwise."""
+        return None
+
+    def _checked(self, X: sp.spmatrix) -> sp.csr_matrix:
+        if self.n_items is None:
+            raise RuntimeError(f"{self.name}: recommend() called before fit()")
+        X = as_csr32(X)
+        if X.shape[1] != self.n_items:
+            raise ValueError(f"X has {X.shape[1]} items, model was fitted on {self.n_items}")
+        return X
+
     def _chunk_rows(self) -> int:
         return max(1, min(4096, _BLOCK_BYTES // (4 * max(1, self.n_items or 1))))
 
@@ -116,13 +151,12 @@ class Recommender(ABC):
         Returns ``(item_idx, scores)`` shaped [len(user_rows) x min(n, n_items)];
         ``item_idx`` is int64 and -1 where fewer than n unseen items exist.
         """
-        if self.n_items is None:
-            raise RuntimeError(f"{self.name}: recommend() called before fit()")
-        X = as_csr32(X)
-        if X.shape[1] != self.n_items:
-            raise ValueError(f"X has {X.shape[1]} items, model was fitted on {self.n_items}")
+        X = self._checked(X)
         rows = np.asarray(user_rows, dtype=np.int64).ravel()
-        width = min(n, self.n_items)
+        width = min(n, X.shape[1])
+        vectors = self.factors(rows, X) if width > 0 and rows.size else None
+        if vectors is not None:
+            return _factor_top_n(*vectors, X[rows] if exclude_seen else None, width)
         out_idx = np.full((rows.shape[0], width), -1, dtype=np.int64)
         out_val = np.full((rows.shape[0], width), -np.inf, dtype=np.float32)
         step = self._chunk_rows()
