@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -170,10 +171,25 @@ def serve(
 def import_movielens_cmd(
     path: Annotated[Path, typer.Argument(help="Folder with ratings.csv, movies.csv (and links.csv).")],
     data_dir: DataDir = None,
+    workers: Annotated[int, typer.Option(min=0, max=64, help="Importer processes, each taking a share of the users; "
+                                         "0: one per core, up to 4; 1: in this process.")] = 0,
 ) -> None:
     """Append MovieLens ratings and movies to the log (re-importing appends nothing new)."""
     from movieaugur import operations
     from movieaugur.bootstrap import bootstrap
+
+    if not (path / "ratings.csv").is_file() or not (path / "movies.csv").is_file():
+        raise typer.BadParameter(f"{path} needs ratings.csv and movies.csv (the ml-latest-small layout)")
+    workers = workers or min(4, os.cpu_count() or 1)
+    if workers > 1:
+        from movieaugur.parallel_import import import_movielens_parallel
+
+        started = time.perf_counter()
+        with progress_bar(f"importing ({workers} processes)", None) as advance:
+            results = import_movielens_parallel(_settings(data_dir=data_dir), path, workers, lambda _part, n: advance(n))
+        counts = {part: {"appended": r.appended, "duplicates": r.duplicates} for part, r in results.items()}
+        say(f"imported in {operations.elapsed(started)}: {json.dumps(counts)}")
+        return
 
     async def main() -> None:
         container = await bootstrap(_settings(data_dir=data_dir))

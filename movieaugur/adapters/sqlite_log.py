@@ -10,6 +10,7 @@ and an in-process condition wakes them as soon as this process appends.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,11 @@ class SQLiteEventLog(EventLog):
             recorder.create_table()
         self._waiters: dict[str, set[asyncio.Event]] = {}
         # One writer at a time: SQLite serialises writers anyway, and the duplicate check below
-        # must see the previous batch.
+        # must see the previous batch. The file lock extends that to other processes (parallel
+        # importers, a CLI beside a server): the recorder's deferred BEGIN would otherwise let two
+        # of them read, then fail to upgrade to a write with "database is locked".
         self._write_lock = asyncio.Lock()
+        self._file_lock = self.path.with_name(self.path.name + ".write-lock").open("a+b")
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -63,6 +67,13 @@ class SQLiteEventLog(EventLog):
         by_stream: dict[str, list[tuple[MovieAugurEvent, StoredEvent]]] = {}
         for event in events:
             by_stream.setdefault(event.stream, []).append((event, self.codec.stored(event)))
+        fcntl.flock(self._file_lock, fcntl.LOCK_EX)  # encoding above runs in parallel; this part does not
+        try:
+            return self._insert(by_stream)
+        finally:
+            fcntl.flock(self._file_lock, fcntl.LOCK_UN)
+
+    def _insert(self, by_stream: dict[str, list[tuple[MovieAugurEvent, StoredEvent]]]) -> tuple[AppendResult, list[str]]:
         appended = duplicates = 0
         with self.datastore.transaction(commit=True) as cursor:
             for stream, batch in by_stream.items():
@@ -156,3 +167,4 @@ class SQLiteEventLog(EventLog):
     async def close(self) -> None:
         self.pool.shutdown()
         self.datastore.close()
+        self._file_lock.close()

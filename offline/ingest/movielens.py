@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,15 @@ def catalog_events(folder: Path, item_type: str = ITEM_TYPE) -> Iterator[ItemCat
         yield ItemCatalogued.new(event_id=content_event_id("movielens-item", payload), source="movielens", **payload)
 
 
-def rating_events(folder: Path, item_type: str = ITEM_TYPE) -> Iterator[InteractionRecorded]:
+def user_shard(user_id: str, shards: int) -> int:
+    """Which of `shards` importers takes this user's rows: stable across processes (crc32, not
+    Python's salted hash), and all of one user's rows go to one importer, in file order."""
+    return zlib.crc32(user_id.encode()) % shards
+
+
+def rating_events(folder: Path, item_type: str = ITEM_TYPE, shard: tuple[int, int] = (0, 1)) -> Iterator[InteractionRecorded]:
+    """`shard` = (k, n): only the rows of users with user_shard(user, n) == k."""
+    k, n = shard
     # Plain rows, columns found by name once: a dict per row is a fifth of parsing a 20M-row file.
     with _require(folder, "ratings.csv").open(newline="", encoding="utf-8") as handle:
         rows = csv.reader(handle)
@@ -73,6 +82,8 @@ def rating_events(folder: Path, item_type: str = ITEM_TYPE) -> Iterator[Interact
         except ValueError as missing:
             raise DatasetError(f"ratings.csv lacks a column ({missing}): expected userId,movieId,rating,timestamp") from None
         for row in rows:
+            if n > 1 and user_shard(row[u], n) != k:
+                continue
             yield InteractionRecorded.new(
                 event_id=f"movielens:{row[u]}:{row[m]}:{row[t]}",
                 timestamp=from_unix(int(row[t])),
@@ -91,11 +102,18 @@ async def import_movielens(
     batch_size: int = 10_000,
     progress: Callable[[str, int], None] | None = None,
     item_type: str = ITEM_TYPE,
+    shard: tuple[int, int] = (0, 1),
 ) -> dict[str, AppendResult]:
-    """Append the catalog, then the ratings, in batches; report counts per part."""
+    """Append the catalog, then the ratings, in batches; report counts per part.
+
+    With `shard` = (k, n) this is one of n importers (offline/ingest/parallel.py): it appends
+    the ratings of its users only, and the catalog only if k == 0."""
     folder = Path(folder)
     results = {}
-    for part, events in (("catalog", catalog_events(folder, item_type)), ("ratings", rating_events(folder, item_type))):
+    parts: list[tuple[str, Iterator[Any]]] = [("ratings", rating_events(folder, item_type, shard))]
+    if shard[0] == 0:
+        parts.insert(0, ("catalog", catalog_events(folder, item_type)))
+    for part, events in parts:
         appended = duplicates = 0
         batch: list = []
         for event in events:

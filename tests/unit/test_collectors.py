@@ -53,3 +53,42 @@ async def test_movielens_reimport_appends_nothing_new(container, tmp_path: Path)
         "Toy Story", "1995", ["Adventure", "Animation"], {"tmdb": "862", "imdb": "tt0114709"})
     heat = next(e for e in events if e.item_id == "2")
     assert heat.title == "Heat, The" and heat.categories is None
+
+
+async def test_a_parallel_import_appends_what_one_process_does_each_user_in_file_order(tmp_path: Path) -> None:
+    """Three importer processes against one embedded log: the same events as a single importer,
+    each user's ratings in file order, and a re-run appends nothing."""
+    from domain.codec import EventCodec
+    from kernel.settings import Settings
+    from movieaugur.bootstrap import build_log
+    from movieaugur.parallel_import import import_movielens_parallel
+
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    (folder / "movies.csv").write_text("movieId,title,genres\n" + "".join(f"{m},Film {m} (2001),Drama\n" for m in range(40)))
+    rows = [f"{u},{(u * 7 + k) % 40},{1 + k % 5}.0,{964_000_000 + k}\n" for u in range(60) for k in range(25)]
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "".join(rows))
+
+    async def ratings_by_user(data_dir: Path) -> dict[str, list[str]]:
+        log = build_log(Settings(data_dir=data_dir), EventCodec())
+        try:
+            found: dict[str, list[str]] = {}
+            async for logged in log.scan("interactions"):
+                found.setdefault(logged.event.user_id, []).append(logged.event.event_id)
+            return found
+        finally:
+            await log.close()
+
+    single = build_log(Settings(data_dir=tmp_path / "one"), EventCodec())
+    try:
+        await import_movielens(single, folder)
+    finally:
+        await single.close()
+    seen: list[int] = []
+    results = import_movielens_parallel(Settings(data_dir=tmp_path / "three"), folder, 3, lambda _part, n: seen.append(n))
+    assert (results["catalog"].appended, results["ratings"].appended, results["ratings"].duplicates) == (40, 1500, 0)
+    assert sum(seen) == 1540
+    expected = await ratings_by_user(tmp_path / "one")
+    assert await ratings_by_user(tmp_path / "three") == expected and len(expected) == 60
+    again = import_movielens_parallel(Settings(data_dir=tmp_path / "three"), folder, 3)
+    assert (again["ratings"].appended, again["ratings"].duplicates, again["catalog"].duplicates) == (0, 1500, 40)

@@ -138,6 +138,9 @@ class ALS(Recommender):
     def score(self, user_rows: np.ndarray, X: sp.csr_matrix) -> np.ndarray:
         return self.user_vectors(user_rows, X) @ self.item_factors.T
 
+    def factors(self, user_rows: np.ndarray, X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        return self.user_vectors(user_rows, X), self.item_factors
+
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors, "item_factors": self.item_factors}
 
