@@ -33,11 +33,12 @@ class ImportFailed(RuntimeError):
 
 def _worker(settings: Settings, folder: str, shard: tuple[int, int], report: Any) -> None:
     from movieaugur.bootstrap import build_log
+    from movieaugur.operations import import_batch
 
     async def run() -> dict[str, tuple[int, int]]:
         log = build_log(settings, EventCodec())
         try:
-            results = await import_movielens(log, folder, shard=shard,
+            results = await import_movielens(log, folder, shard=shard, batch_size=import_batch(settings),
                                              progress=lambda part, n: report.put(("progress", part, n)))
         finally:
             await log.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar
 
 import orjson
@@ -138,3 +139,39 @@ async def test_the_embedded_log_takes_a_repeat_within_a_batch_once_and_refuses_a
         assert [e.event.event_id for e in (await log.read(INTERACTIONS, 0, 1, 100)).events] == ["a", "b"]
     finally:
         await log.close()
+
+
+def _open_and_append(path: str, start: object, outcome: object) -> None:
+    """One process of the test below: open the embedded log the moment the others do, append."""
+    import asyncio
+
+    from movieaugur.adapters.sqlite_log import SQLiteEventLog
+
+    start.wait()  # type: ignore[attr-defined]
+    try:
+        log = SQLiteEventLog(path)
+        fact = InteractionRecorded.new(event_id=f"p{os.getpid()}", timestamp=from_unix(1_700_000_000), user_id="u1",
+                                       item_type="movie", item_id="m1")
+        asyncio.run(log.append([fact]))
+        asyncio.run(log.close())
+        outcome.put("ok")  # type: ignore[attr-defined]
+    except Exception as error:  # the test reports what went wrong in which process
+        outcome.put(repr(error))  # type: ignore[attr-defined]
+
+
+def test_processes_opening_a_new_embedded_log_at_once_all_succeed(tmp_path) -> None:
+    """Parallel importers open a fresh log together; SQLite's switch to WAL and the table creation
+    raced there ("database is locked" in about half of such starts) until the log took its file lock."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(8):
+        start, outcome = context.Barrier(3), context.Queue()
+        path = str(tmp_path / f"log{attempt}" / "events.sqlite")
+        processes = [context.Process(target=_open_and_append, args=(path, start, outcome)) for _ in range(3)]
+        for process in processes:
+            process.start()
+        results = [outcome.get(timeout=60) for _ in processes]
+        for process in processes:
+            process.join(timeout=60)
+        assert results == ["ok"] * 3, f"attempt {attempt}: {results}"
