@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from domain.codec import EventCodec
 from domain.events import STREAMS, MovieAugurEvent
 from domain.ports import AppendResult, EventIdConflict, EventLog, LoggedEvent, Position, ReadResult
+from movieaugur.adapters.sqlite_datastore import sqlite_datastore
 from movieaugur.adapters.threads import BlockingPool
 
 _SQLITE_MAX_VARS = 900
@@ -45,7 +46,7 @@ class SQLiteEventLog(EventLog):
         # tables, and one fails with "database is locked" (seen in 14 of 30 tries with three).
         self._file_lock = self.path.with_name(self.path.name + ".write-lock").open("a+b")
         with self._locked():
-            self.datastore = SQLiteDatastore(str(self.path), lock_timeout=30, originator_id_type="text")
+            self.datastore = sqlite_datastore(str(self.path), originator_id_type="text")
             self.recorders = {
                 stream: SQLiteApplicationRecorder(self.datastore, events_table_name=f"{stream}_events")
                 for stream in STREAMS

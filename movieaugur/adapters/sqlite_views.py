@@ -10,8 +10,9 @@ from typing import Any
 
 import orjson
 from eventsourcing.persistence import IntegrityError, Tracking
-from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
 
+from movieaugur.adapters.sqlite_datastore import sqlite_datastore
 from movieaugur.adapters.threads import BlockingPool
 from projections.changes import Batch, DocPut, ScoreAdd, ScoreMax, ScoreRemove, StaleTracking, ViewStore
 
@@ -54,7 +55,7 @@ class SQLiteViewStore(ViewStore):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.pool = BlockingPool("sqlite-views")
-        self.datastore = SQLiteDatastore(str(self.path), lock_timeout=30)
+        self.datastore = sqlite_datastore(str(self.path))
         self.tracking = SQLiteTrackingRecorder(self.datastore)
         self.tracking.create_table()
         with self.datastore.transaction(commit=True) as cursor:
