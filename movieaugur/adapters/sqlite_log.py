@@ -155,11 +155,11 @@ class SQLiteEventLog(EventLog):
         notifications = await self.pool.run(
             self.recorders[stream].select_notifications, max(start, 1), limit
         )
-        decode = self.codec.decode_stored
-        events = [
-            LoggedEvent(Position(stream, 0, n.id), decode(n))
-            for n in notifications
-        ]
+        # The row's state is the whole self-describing record: the codec's one-parse decode (as
+        # Kafka's reader uses) rather than eventsourcing's Mapper, which a replay paid a fifth of
+        # its time for (test_record_round_trip holds the two equal).
+        decode = self.codec.decode
+        events = [LoggedEvent(Position(stream, 0, n.id), decode(n.state)) for n in notifications]
         return ReadResult(events, events[-1].position.offset + 1 if events else start)
 
     async def wait_for_events(self, streams: Sequence[str], timeout: float) -> None:
