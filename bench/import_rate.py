@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +52,15 @@ def synthetic_folder(source: Path, rows: int, target: Path, user_offset: int = 0
     return target
 
 
-def with_new_users(source: Path, target: Path, offset: int) -> Path:
-    """A copy of a folder whose user ids are shifted (a fresh import into a log that has the old)."""
+def with_new_users(source: Path, target: Path, tag: str) -> Path:
+    """A copy of a folder whose user ids carry `tag` (a fresh import into a log that has the old)."""
     target.mkdir(parents=True, exist_ok=True)
     for name in ("movies.csv", "links.csv"):
         shutil.copy(source / name, target / name)
     with (source / "ratings.csv").open(newline="", encoding="utf-8") as handle, (target / "ratings.csv").open("w") as out:
         rows = csv.reader(handle)
         out.write(",".join(next(rows)) + "\n")
-        out.writelines(f"{int(u) + offset},{m},{r},{t}\n" for u, m, r, t in rows)
+        out.writelines(f"{tag}{u},{m},{r},{t}\n" for u, m, r, t in rows)
     return target
 
 
@@ -82,9 +84,15 @@ def run_import(folder: Path, workers: int, env: dict[str, str]) -> dict[str, Any
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"import failed ({done.returncode}): {done.stderr[-2000:]}")
-    with (folder / "movies.csv").open(newline="", encoding="utf-8") as handle:
-        events = count_rows(folder) + sum(1 for _ in csv.DictReader(handle))
-    return {"seconds": round(seconds, 2), "events": events, "events_per_s": round(events / seconds)}
+    # The CLI's last line: "imported in …: {part: {appended, duplicates}}" (rich may fold it).
+    text = " ".join((done.stdout + done.stderr).split())
+    counts = json.loads(text[text.rindex("imported in"):].split(": ", 1)[1])
+    appended = sum(part["appended"] for part in counts.values())
+    duplicates = sum(part["duplicates"] for part in counts.values())
+    if appended < count_rows(folder):
+        raise RuntimeError(f"only {appended:,} of {count_rows(folder):,} ratings appended ({duplicates:,} duplicates): not a fresh import")
+    return {"seconds": round(seconds, 2), "events": appended + duplicates, "appended": appended, "duplicates": duplicates,
+            "events_per_s": round((appended + duplicates) / seconds)}
 
 
 def main() -> None:
@@ -102,15 +110,15 @@ def main() -> None:
         say(f"writing a synthetic folder of {args.rows:,} ratings")
         folders[f"synthetic {args.rows // 1000:,}k"] = synthetic_folder(Path(args.movielens), args.rows, work / "synthetic")
     results, rows = [], []
-    offset = 0
+    run = uuid.uuid4().hex[:6]
     for label, folder in folders.items():
         floor = csv_floor(folder)
         for workers in (int(w) for w in args.workers.split(",")):
             env = dict(os.environ)
             if args.distributed:
                 env["MOVIEAUGUR_MODE"] = "distributed"  # the stack's default addresses, as bench/ingest_kafka.py
-                offset += 10_000_000  # new users each run: the Kafka log keeps what earlier runs appended
-                target = with_new_users(folder, work / f"shifted-{offset}", offset)
+                tag = f"{run}{len(results)}-"  # new users each run: the Kafka log keeps what earlier runs appended
+                target = with_new_users(folder, work / f"users-{tag}", tag)
             else:
                 env.update({"MOVIEAUGUR_MODE": "embedded", "MOVIEAUGUR_DATA_DIR": str(work / f"data-{label}-{workers}")})
                 target = folder
@@ -119,11 +127,11 @@ def main() -> None:
             result.update({"data": label, "workers": workers, "log": "kafka" if args.distributed else "sqlite",
                            "csv_reader_rows_per_s": round(floor)})
             results.append(result)
-            rows.append([label, result["log"], str(workers), fmt(result["events"]), fmt(result["seconds"], 2),
+            rows.append([label, result["log"], str(workers), f"{result['appended']:,} + {result['duplicates']:,}", fmt(result["seconds"], 2),
                          fmt(result["events_per_s"]), fmt(floor), f"{result['events_per_s'] / floor:.2f}"])
             say(f"  {result['events_per_s']:,} events/s ({result['seconds']} s)")
     load = os.getloadavg()
-    table = markdown(["data", "log", "processes", "events", "seconds", "events/s", "csv.reader rows/s (floor)", "ratio"], rows)
+    table = markdown(["data", "log", "processes", "events (appended + duplicates)", "seconds", "events/s", "csv.reader rows/s (floor)", "ratio"], rows)
     emit({"benchmark": "import_rate", "load": load, "results": results}, table + f"\n\nload average after: {load[0]:.2f}", args.json_out)
     shutil.rmtree(work, ignore_errors=True)
 

@@ -42,6 +42,7 @@ from domain.ports import AppendResult, EventIdConflict, EventLog, LoggedEvent, L
 from infra.replication import replication_for
 from kernel.settings import Settings
 from movieaugur.adapters.event_ids import RedisEventIds, parse_uncertain
+from movieaugur.adapters.kafka_batches import send_batched
 from movieaugur.adapters.kafka_outcomes import Anchor, Attempt, CommitUnanswered, settle_uncertain
 
 log = logging.getLogger(__name__)
@@ -251,8 +252,7 @@ class KafkaEventLog(EventLog):
     async def _transaction(self, records: list[tuple[str, bytes, bytes]], progress: Attempt) -> None:
         producer = await self._ready_producer()
         async with producer.transaction():
-            futures = [await producer.send(topic, value=value, key=key) for topic, key, value in records]
-            first = (await asyncio.gather(*futures))[0]
+            first = await send_batched(producer, records)
             progress.anchor = Anchor(first.topic, first.partition, first.offset)
             progress.committing = True  # leaving the block sends the commit: from here on, uncertain
 
@@ -410,3 +410,4 @@ async def _quietly_stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
 
 def _has_lz4() -> bool:
     return importlib.util.find_spec("lz4") is not None
+
