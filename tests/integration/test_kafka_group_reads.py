@@ -92,7 +92,15 @@ async def test_a_projector_whose_reader_stopped_fetching_renews_it() -> None:
         await _until(projector.caught_up, "the view caught up with the first events")
         stuck = reader._consumers[INTERACTIONS]
         stuck.pause(*stuck.assignment())  # its fetcher fetches nothing more from here on
+        before = sum((await writer.end_offsets(INTERACTIONS)).values())
         await writer.append(_events("after", 100))
+
+        async def log_has_them() -> bool:
+            # A commit's markers reach the partitions a moment after the append is acknowledged;
+            # until then a read_committed end is the old one and the view would look caught up.
+            return sum((await writer.end_offsets(INTERACTIONS)).values()) >= before + 100
+
+        await _until(log_has_them, "the log's committed end moved past the second batch")
         await _until(projector.caught_up, "the view caught up again after its reader stopped fetching")
         assert reader._consumers[INTERACTIONS] is not stuck, "caught up without renewing the reader?"
     finally:

@@ -18,7 +18,7 @@ from movieaugur.adapters.sqlite_views import SQLiteViewStore
 from movieaugur.app import create_app
 from movieaugur.bootstrap import Container
 from movieaugur.client import AsyncClient, NotFound
-from projections.changes import Batch, Effect, ScoreMax, ScoreRemove, ViewStore
+from projections.changes import Batch, Effect, ScoreAdd, ScoreMax, ScoreRemove, ViewStore
 from tests.conftest import serve, settle
 
 WATCHLIST = "/v1/users/u1/lists/watchlist"
@@ -278,3 +278,24 @@ async def test_the_python_client_speaks_these_routes(client: TestClient, contain
         assert (await api.lists("u1"))["lists"][0] == {"name": "watchlist", "count": 3, "effect": "exclude"}
         with pytest.raises(NotFound, match="configured lists"):
             await api.add_to_list("u1", "wishlist", "movie", "m1")
+
+
+@pytest.mark.parametrize("make", [lambda _: MemoryViewStore(), lambda folder: SQLiteViewStore(folder / "views.sqlite")],
+                         ids=["memory", "sqlite"])
+async def test_a_guard_marks_copies_within_its_horizon_and_no_later(tmp_path: Path, make: Any) -> None:
+    """An event id counts once; a copy exactly `horizon` offsets later is still a duplicate, one
+    offset further counts again, and then guards the copies after it (also within one batch)."""
+    store: ViewStore = make(tmp_path)
+
+    def counted(at: int) -> Effect:
+        return Effect((ScoreAdd("s", "k", "m", 1.0),), guard="g", at=at)
+
+    try:
+        await store.apply("p", Batch(effects=[counted(10)], next_offsets={"interactions/0": 11}, horizon=3))
+        await store.apply("p", Batch(effects=[counted(13), counted(14), counted(15), counted(17)],
+                                     next_offsets={"interactions/0": 18}, horizon=3))
+        assert await store.score("s", "k", "m") == 2.0  # 10 and 14: 13 is 3 after 10, 15 and 17 within 3 of 14
+        await store.apply("p", Batch(effects=[counted(18)], next_offsets={"interactions/0": 19}, horizon=3))
+        assert await store.score("s", "k", "m") == 3.0  # 4 after 14
+    finally:
+        await store.close()
