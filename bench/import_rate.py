@@ -33,12 +33,16 @@ import numpy as np
 from _util import DEFAULT_MOVIELENS, emit, fmt, markdown, say
 
 
-def synthetic_folder(source: Path, rows: int, target: Path, user_offset: int = 0) -> Path:
-    """ratings.csv with `rows` ratings (users 1.., ~150 each, sorted by user like MovieLens) over
-    the movies of `source`; movies.csv and links.csv copied."""
+def _copy_catalog(source: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for name in ("movies.csv", "links.csv"):
         shutil.copy(source / name, target / name)
+
+
+def synthetic_folder(source: Path, rows: int, target: Path, user_offset: int = 0) -> Path:
+    """ratings.csv with `rows` ratings (users 1.., ~150 each, sorted by user like MovieLens) over
+    the movies of `source`; movies.csv and links.csv copied."""
+    _copy_catalog(source, target)
     with (source / "movies.csv").open(newline="", encoding="utf-8") as handle:
         movies = np.array([int(r["movieId"]) for r in csv.DictReader(handle)])
     rng = np.random.default_rng(5)
@@ -54,9 +58,7 @@ def synthetic_folder(source: Path, rows: int, target: Path, user_offset: int = 0
 
 def with_new_users(source: Path, target: Path, tag: str) -> Path:
     """A copy of a folder whose user ids carry `tag` (a fresh import into a log that has the old)."""
-    target.mkdir(parents=True, exist_ok=True)
-    for name in ("movies.csv", "links.csv"):
-        shutil.copy(source / name, target / name)
+    _copy_catalog(source, target)
     with (source / "ratings.csv").open(newline="", encoding="utf-8") as handle, (target / "ratings.csv").open("w") as out:
         rows = csv.reader(handle)
         out.write(",".join(next(rows)) + "\n")

@@ -8,7 +8,6 @@ orjson does the JSON because a 20,000-event batch is encoded on the request path
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
@@ -39,8 +38,6 @@ class OrjsonTranscoder(Transcoder):
         self.names[transcoding.name] = transcoding
 
     def _default(self, obj: Any) -> Any:
-        if type(obj) is datetime:  # every event's timestamp: DatetimeAsISO's record, without its lookup
-            return {"_type_": "datetime_iso", "_data_": obj.isoformat()}
         transcoding = self.types.get(type(obj))
         if transcoding is None:
             raise TypeError(f"no transcoding registered for {type(obj).__name__}")

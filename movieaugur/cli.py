@@ -177,18 +177,18 @@ def import_movielens_cmd(
     """Append MovieLens ratings and movies to the log (re-importing appends nothing new)."""
     from movieaugur import operations
     from movieaugur.bootstrap import bootstrap
+    from offline.ingest.movielens import DatasetError, require_dataset
 
-    if not (path / "ratings.csv").is_file() or not (path / "movies.csv").is_file():
-        raise typer.BadParameter(f"{path} needs ratings.csv and movies.csv (the ml-latest-small layout)")
+    try:
+        require_dataset(path)
+    except DatasetError as error:
+        raise typer.BadParameter(str(error)) from None
     workers = workers or min(4, os.cpu_count() or 1)
     if workers > 1:
-        from movieaugur.parallel_import import import_movielens_parallel
-
         started = time.perf_counter()
         with progress_bar(f"importing ({workers} processes)", None) as advance:
-            results = import_movielens_parallel(_settings(data_dir=data_dir), path, workers, lambda _part, n: advance(n))
-        counts = {part: {"appended": r.appended, "duplicates": r.duplicates} for part, r in results.items()}
-        say(f"imported in {operations.elapsed(started)}: {json.dumps(counts)}")
+            result = operations.load_movielens_parallel(_settings(data_dir=data_dir), path, workers, lambda _p, n: advance(n))
+        say(f"imported in {operations.elapsed(started)}: {json.dumps(result)}")
         return
 
     async def main() -> None:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from domain.configuration import weights_of
 from domain.events import INTERACTIONS, EventsRedacted, content_event_id
+from domain.ports import AppendResult
 from domain.redactions import Redactions
 from kernel.settings import Settings
 from movieaugur.adapters.connect_sinks import register_sinks, reset_sink
@@ -62,6 +63,19 @@ def import_batch(settings: Settings) -> int:
 
 async def load_movielens(container: Container, folder: Path, progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
     results = await import_movielens(container.log, folder, progress=progress, batch_size=import_batch(container.settings))
+    return _import_counts(results)
+
+
+def load_movielens_parallel(
+    settings: Settings, folder: Path, workers: int, progress: Callable[[str, int], None] | None = None
+) -> dict[str, Any]:
+    """load_movielens with `workers` importer processes (movieaugur/parallel_import.py)."""
+    from movieaugur.parallel_import import import_movielens_parallel
+
+    return _import_counts(import_movielens_parallel(settings, folder, workers, progress, batch_size=import_batch(settings)))
+
+
+def _import_counts(results: Mapping[str, AppendResult]) -> dict[str, Any]:
     return {part: {"appended": r.appended, "duplicates": r.duplicates} for part, r in results.items()}
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from domain.codec import EventCodec
 from domain.ports import AppendResult
 from kernel.settings import Settings
-from offline.ingest.movielens import import_movielens
+from offline.ingest.movielens import BATCH_SIZE, import_movielens
 
 
 class ImportFailed(RuntimeError):
@@ -31,14 +31,13 @@ class ImportFailed(RuntimeError):
     re-run append only the rest)."""
 
 
-def _worker(settings: Settings, folder: str, shard: tuple[int, int], report: Any) -> None:
+def _worker(settings: Settings, folder: str, shard: tuple[int, int], batch_size: int, report: Any) -> None:
     from movieaugur.bootstrap import build_log
-    from movieaugur.operations import import_batch
 
     async def run() -> dict[str, tuple[int, int]]:
         log = build_log(settings, EventCodec())
         try:
-            results = await import_movielens(log, folder, shard=shard, batch_size=import_batch(settings),
+            results = await import_movielens(log, folder, shard=shard, batch_size=batch_size,
                                              progress=lambda part, n: report.put(("progress", part, n)))
         finally:
             await log.close()
@@ -55,11 +54,13 @@ def import_movielens_parallel(
     folder: Path,
     workers: int,
     progress: Callable[[str, int], None] | None = None,
+    batch_size: int = BATCH_SIZE,
 ) -> dict[str, AppendResult]:
-    """Run `workers` importer processes to the end; their counts summed per part."""
+    """Run `workers` importer processes to the end (`batch_size` events per append); their counts
+    summed per part."""
     context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads and sockets
     report = context.Queue()
-    processes = [context.Process(target=_worker, args=(settings, str(folder), (k, workers), report), daemon=True)
+    processes = [context.Process(target=_worker, args=(settings, str(folder), (k, workers), batch_size, report), daemon=True)
                  for k in range(workers)]
     for process in processes:
         process.start()

@@ -410,4 +410,3 @@ async def _quietly_stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
 
 def _has_lz4() -> bool:
     return importlib.util.find_spec("lz4") is not None
-

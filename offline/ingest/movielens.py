@@ -20,6 +20,8 @@ from domain.ports import AppendResult, EventLog
 _YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
 NO_GENRES = "(no genres listed)"
 ITEM_TYPE = "movie"
+#: Events per append unless the caller knows better (movieaugur.operations.import_batch).
+BATCH_SIZE = 10_000
 
 
 class DatasetError(ValueError):
@@ -31,6 +33,12 @@ def _require(folder: Path, name: str) -> Path:
     if not path.is_file():
         raise DatasetError(f"{path} is missing: point at a folder laid out like ml-latest-small")
     return path
+
+
+def require_dataset(folder: Path) -> None:
+    """DatasetError unless the folder has the files an import reads (checked before any work)."""
+    for name in ("ratings.csv", "movies.csv"):
+        _require(folder, name)
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
@@ -99,14 +107,14 @@ def rating_events(folder: Path, item_type: str = ITEM_TYPE, shard: tuple[int, in
 async def import_movielens(
     log: EventLog,
     folder: Path | str,
-    batch_size: int = 10_000,
+    batch_size: int = BATCH_SIZE,
     progress: Callable[[str, int], None] | None = None,
     item_type: str = ITEM_TYPE,
     shard: tuple[int, int] = (0, 1),
 ) -> dict[str, AppendResult]:
     """Append the catalog, then the ratings, in batches; report counts per part.
 
-    With `shard` = (k, n) this is one of n importers (offline/ingest/parallel.py): it appends
+    With `shard` = (k, n) this is one of n importers (movieaugur/parallel_import.py): it appends
     the ratings of its users only, and the catalog only if k == 0."""
     folder = Path(folder)
     results = {}
