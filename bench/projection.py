@@ -8,8 +8,9 @@ and the tracking position in one transaction on a worker thread.
 
 The raw yardstick is what a hand-written script would do to get the *same* view: read the same
 rows (rowid, JSON bytes) from the same SQLite log with sqlite3, `orjson.loads` them, and run the
-same upserts (`INSERT ... ON CONFLICT DO UPDATE`, the adapter's own SQL and schema, including the
-per-event guard row and a position row) in one transaction per batch of the same size. The two
+same upserts (`INSERT ... ON CONFLICT DO UPDATE`, the adapter's own SQL and schema, and a position
+row) in one transaction per batch of the same size. Neither side writes per-event duplicate guards:
+the embedded log cannot hold two events with one id (SQLiteEventLog.unique_event_ids). The two
 views are checked to hold the same rows and score sums, so the ratio compares equal work.
 
 With the local stack's Redis up (never started or stopped here), the popularity and history
@@ -40,10 +41,9 @@ from domain.events import INTERACTIONS, ITEMS
 from domain.weights import ActionWeights
 from kernel.settings import Settings
 from movieaugur.adapters.sqlite_log import SQLiteEventLog
-from movieaugur.adapters.sqlite_views import _ADD, _GUARD, _MAX, _PUT, _SCHEMA, SQLiteViewStore
+from movieaugur.adapters.sqlite_views import _ADD, _MAX, _PUT, _SCHEMA, SQLiteViewStore
 from offline.ingest.movielens import import_movielens
 from projections.catalog import CatalogProjection
-from projections.changes import DEFAULT_GUARD_HORIZON
 from projections.history import HistoryProjection
 from projections.popularity import SECONDS_PER_DAY, PopularityProjection
 from projections.runner import Projector
@@ -82,7 +82,7 @@ def raw_replay(name: str, log_path: Path, views_path: Path, weights: ActionWeigh
     events = 0
     for rows in raw_rows(log_db, stream, batch):
         db.execute("BEGIN")
-        for rowid, state in rows:
+        for _rowid, state in rows:
             rec = orjson.loads(state)
             if name == "popularity":
                 if rec["action"] not in weights:
@@ -90,9 +90,8 @@ def raw_replay(name: str, log_path: Path, views_path: Path, weights: ActionWeigh
                 weight = weights.weight(rec["action"], rec["value"])
                 if weight == 0.0:
                     continue
-                cur = db.execute(_GUARD, (name, f"{stream}/0", rec["event_id"], rowid, DEFAULT_GUARD_HORIZON))
-                if cur.rowcount == 0:
-                    continue
+                # No duplicate guard: the embedded log cannot hold two events with one id
+                # (SQLiteEventLog.unique_event_ids), so neither side checks for copies.
                 kind, item, day = rec["item_type"], rec["item_id"], unix(rec["timestamp"]) // SECONDS_PER_DAY
                 db.execute(_ADD, ("popularity", f"{kind}:all", item, weight))
                 db.execute(_ADD, ("popularity", f"{kind}:d{day}", item, weight))

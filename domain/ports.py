@@ -78,6 +78,11 @@ SCAN_STALL_SECONDS = 30.0
 class EventLog(ABC):
     """Append-only, partitioned, replayable log of domain events."""
 
+    #: True when the log can never hold two events with one event_id (the embedded log: its
+    #: primary key is derived from the id). Projectors then skip their per-event duplicate guards,
+    #: which would check the same fact a second time; a log that may redeliver (Kafka) keeps False.
+    unique_event_ids: bool = False
+
     @abstractmethod
     async def append(self, events: Sequence[MovieAugurEvent]) -> AppendResult:
         """Append all events or none; return only once every appended event is durable.

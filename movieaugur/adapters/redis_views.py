@@ -43,15 +43,19 @@ end
 local guards = prefix .. 'g:' .. projection .. ':' .. batch.source
 local horizon = batch.horizon
 local guarded = false
+local indexed = {}  -- sorted sets already in the key index during this batch
 for _, effect in ipairs(batch.effects) do
   local fresh = true
   if effect.g then
     guarded = true
-    local seen = redis.call('ZSCORE', guards, effect.g)
-    if seen and effect.o - tonumber(seen) <= horizon then
-      fresh = false
-    else
-      redis.call('ZADD', guards, effect.o, effect.g)
+    -- One call for the common case (an id not seen before); a copy costs a second look.
+    if redis.call('ZADD', guards, 'NX', effect.o, effect.g) == 0 then
+      local seen = redis.call('ZSCORE', guards, effect.g)
+      if effect.o - tonumber(seen) <= horizon then
+        fresh = false
+      else
+        redis.call('ZADD', guards, effect.o, effect.g)
+      end
     end
   end
   if fresh then
@@ -59,7 +63,10 @@ for _, effect in ipairs(batch.effects) do
       local op = c[1]
       if op == 'add' or op == 'max' then
         local key = prefix .. 'z:' .. c[2] .. ':' .. c[3]
-        redis.call('SADD', prefix .. 'zk:' .. c[2], c[3])
+        if not indexed[key] then
+          redis.call('SADD', prefix .. 'zk:' .. c[2], c[3])
+          indexed[key] = true
+        end
         if op == 'add' then
           redis.call('ZINCRBY', key, c[5], c[4])
         else
@@ -75,6 +82,7 @@ for _, effect in ipairs(batch.effects) do
         end
         if redis.call('EXISTS', key) == 0 then
           redis.call('SREM', prefix .. 'zk:' .. c[2], c[3])
+          indexed[key] = nil
         end
       else
         redis.call('HSET', prefix .. 'd:' .. c[2], c[3], c[4])

@@ -41,6 +41,9 @@ _MAX = (
     "INSERT INTO zset VALUES (?, ?, ?, ?) "
     "ON CONFLICT (space, key, member) DO UPDATE SET score = MAX(score, excluded.score)"
 )
+# A replay of a long log grows the sorted sets and their score index past SQLite's default 2 MB
+# page cache, after which every upsert reads its pages back from the OS.
+_CACHE_KIB = 64 * 1024
 _PUT = "INSERT OR REPLACE INTO docs VALUES (?, ?, ?)"
 _REMOVE = "DELETE FROM zset WHERE space = ? AND key = ? AND member = ?"
 _REMOVE_KEY = "DELETE FROM zset WHERE space = ? AND key = ?"
@@ -55,7 +58,7 @@ class SQLiteViewStore(ViewStore):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.pool = BlockingPool("sqlite-views")
-        self.datastore = sqlite_datastore(str(self.path))
+        self.datastore = sqlite_datastore(str(self.path), cache_kib=_CACHE_KIB)
         self.tracking = SQLiteTrackingRecorder(self.datastore)
         self.tracking.create_table()
         with self.datastore.transaction(commit=True) as cursor:
