@@ -26,6 +26,8 @@ DEFAULT_LOCK_TIMEOUT = 5
 class _CachingPool(SQLiteConnectionPool):
     #: Page cache per connection in KiB (SQLite's default is 2 MB): set by `sqlite_datastore`.
     cache_kib = 0
+    #: PRAGMA synchronous for each connection ("" keeps SQLite's FULL): set by `sqlite_datastore`.
+    synchronous = ""
 
     def _create_connection(self) -> SQLiteConnection:
         connection = sqlite3.connect(
@@ -42,14 +44,20 @@ class _CachingPool(SQLiteConnectionPool):
             self.is_journal_mode_wal = True
         if self.cache_kib:
             connection.execute(f"PRAGMA cache_size = -{self.cache_kib}")
+        if self.synchronous:
+            connection.execute(f"PRAGMA synchronous = {self.synchronous}")
         connection.row_factory = sqlite3.Row
         return SQLiteConnection(sqlite_conn=connection, max_age=self.max_age)
 
 
-def sqlite_datastore(path: str, lock_timeout: int = 30, cache_kib: int = 0, **options: Any) -> SQLiteDatastore:
+def sqlite_datastore(
+    path: str, lock_timeout: int = 30, cache_kib: int = 0, synchronous: str = "", **options: Any
+) -> SQLiteDatastore:
     """A SQLiteDatastore whose connections cache 128 prepared statements and, with `cache_kib`,
-    that many KiB of pages (allocated as pages are read: a small database costs no more)."""
+    that many KiB of pages (allocated as pages are read: a small database costs no more); with
+    `synchronous` (e.g. "NORMAL"), that durability level instead of SQLite's FULL."""
     datastore = SQLiteDatastore(path, lock_timeout=lock_timeout, **options)
     datastore.pool = _CachingPool(db_name=path, lock_timeout=lock_timeout)
     datastore.pool.cache_kib = cache_kib
+    datastore.pool.synchronous = synchronous
     return datastore

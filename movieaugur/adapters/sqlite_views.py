@@ -58,7 +58,11 @@ class SQLiteViewStore(ViewStore):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.pool = BlockingPool("sqlite-views")
-        self.datastore = sqlite_datastore(str(self.path), cache_kib=_CACHE_KIB)
+        # synchronous=NORMAL: in WAL mode a commit is still atomic, only the last commits before a
+        # power loss may be undone, and a view's tracking rolls back with its changes, so the
+        # projector resumes from an earlier consistent position and re-applies from the log. The
+        # log itself keeps FULL: an acknowledged write is never lost.
+        self.datastore = sqlite_datastore(str(self.path), cache_kib=_CACHE_KIB, synchronous="NORMAL")
         self.tracking = SQLiteTrackingRecorder(self.datastore)
         self.tracking.create_table()
         with self.datastore.transaction(commit=True) as cursor:
