@@ -109,6 +109,8 @@ def main() -> None:
             seconds, count = asyncio.run(raw_consumer(settings))
             raw_rates.append(count / seconds)
             seconds, events = asyncio.run(ours(settings, name, args.batch))
+            if events != count:  # a replay that stopped early would pass for a fast one
+                raise SystemExit(f"{name}: the replay read {events:,} events, the raw consumer {count:,}")
             our_rates.append(events / seconds)
         raw, our = max(raw_rates), max(our_rates)
         results[name] = {"raw_events_per_s": raw_rates, "ours_events_per_s": our_rates}

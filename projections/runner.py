@@ -34,6 +34,10 @@ STEP_TIMEOUT_SECONDS = 60.0
 PIPELINE_BATCHES = 8
 
 
+class CatchUpStalled(RuntimeError):
+    """A catch-up (or replay) stayed behind the log's end with no progress: nothing is promoted."""
+
+
 @dataclass
 class Applying:
     """A batch handed to the store: where its partition's position goes once it is applied."""
@@ -231,16 +235,35 @@ class Projector:
         return not any((await self.lag()).values())
 
     async def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
-        """Process until nothing is left to read at the time of the call's last read."""
+        """Process until the view holds everything the log held when the call began.
+
+        A step that reads nothing is not taken for the end: a Kafka reader can come back empty
+        while the fetcher is between rounds (a 20M-event replay stopped at 11 of 20 million and
+        swapped in the partial view). The ends are read first; a view that stays behind them with
+        no progress for `stall_seconds` raises CatchUpStalled rather than pass for complete."""
         total = 0
         await self.refresh_redactions(force=True)
+        ends = {f"{stream}/{partition}": end for stream in self.projection.streams
+                for partition, end in (await self.log.end_offsets(stream)).items()}
+        idle_since: float | None = None
         while True:
             count = await self.step()
             if progress and count:
                 progress(count)
             total += count
-            if not self.advanced:
+            if self.advanced:
+                idle_since = None
+                continue
+            positions = await self.store.positions(self.name)
+            behind = {source: end - positions.get(source, 0) for source, end in ends.items() if positions.get(source, 0) < end}
+            if not behind:
                 return total
+            now = time.monotonic()
+            idle_since = idle_since or now
+            if now - idle_since > self.stall_seconds:
+                raise CatchUpStalled(f"{self.name}: no progress for {now - idle_since:.0f}s with {behind} offsets "
+                                     "still to read; is the log reachable? (`movieaugur status`)")
+            await self.log.wait_for_events(self.projection.streams, self.idle_wait)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the log until `stop` is set; survive transient errors with a pause."""
