@@ -25,7 +25,7 @@ from movieaugur.adapters.memory_views import MemoryViewStore
 from projections.catalog import SPACE as ITEMS
 from projections.catalog import CatalogProjection
 from projections.changes import Batch, DocPut
-from projections.runner import Projector
+from projections.runner import CatchUpStalled, Projector
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,11 @@ class LocalCatalog:
 
     async def followed(self, _app: web.Application) -> AsyncIterator[None]:
         """Catch up before serving, follow while serving (an aiohttp cleanup context)."""
-        caught = await self.projector.catch_up()
-        log.info("local catalog caught up: %d events", caught)
+        try:
+            caught = await self.projector.catch_up()
+            log.info("local catalog caught up: %d events", caught)
+        except CatchUpStalled as stalled:  # serve what is known; following fills in the rest
+            log.warning("local catalog not caught up before serving: %s", stalled)
         for hook in self.when_caught_up:
             await hook()
         stop = asyncio.Event()
