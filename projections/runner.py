@@ -132,10 +132,10 @@ class Projector:
         read = [source for _, _, source in sources]
         starts = {source: positions.get(source, 0) for source in read}
         concurrent = self.store.applies_concurrently(self.name)
-        # The next batch is read and decoded while the store applies the one before (SQLite and
-        # Redis work outside the GIL meanwhile). A batch goes to the store once the one before it
-        # of the same partition is applied (each names the position it starts from) and, for a
-        # store that applies one batch at a time, once every batch before it is.
+        # For a store that applies concurrently (Redis, in a process of its own), the next batch of
+        # a partition is read and decoded while the store applies the one before; a batch goes to
+        # the store only once the one before it of the same partition is applied (each names the
+        # position it starts from). Other stores (SQLite) apply each batch before the next read.
         applying: dict[str, Applying] = {}
         total = 0
         try:
