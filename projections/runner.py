@@ -111,8 +111,7 @@ class Projector:
         if self._positions is None:
             self._positions = await self.store.positions(self.name)
             if not self._positions:  # a first build, or its store lost the view
-                self._target = {f"{stream}/{partition}": end for stream in self.projection.streams
-                                for partition, end in (await self.log.end_offsets(stream)).items()}
+                self._target = await self._log_ends()
         positions = self._positions
         self.advanced = False
         read: list[str] = []
@@ -203,6 +202,11 @@ class Projector:
                 behind[source] = max(0, end - positions.get(source, 0))
         return behind
 
+    async def _log_ends(self) -> dict[str, int]:
+        """Per source ("stream/partition"), the offset the log's next event will get, now."""
+        return {f"{stream}/{partition}": end for stream in self.projection.streams
+                for partition, end in (await self.log.end_offsets(stream)).items()}
+
     async def caught_up(self) -> bool:
         """True when the view has applied everything the log held at the time of the call."""
         return not any((await self.lag()).values())
@@ -216,8 +220,7 @@ class Projector:
         no progress for `stall_seconds` raises CatchUpStalled rather than pass for complete."""
         total = 0
         await self.refresh_redactions(force=True)
-        ends = {f"{stream}/{partition}": end for stream in self.projection.streams
-                for partition, end in (await self.log.end_offsets(stream)).items()}
+        ends = await self._log_ends()
         idle_since: float | None = None
         while True:
             count = await self.step()
