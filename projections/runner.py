@@ -29,10 +29,22 @@ REDACTIONS_CHECK_SECONDS = 0.5
 STALL_SECONDS = 30.0
 #: A step that has not returned by then is cancelled (a read waiting on a broker that never answers).
 STEP_TIMEOUT_SECONDS = 60.0
+#: Batches per partition one step reads while catching up, for a store that applies concurrently
+#: (each read while the store applies the batch before it); a partition at its end stops early.
+PIPELINE_BATCHES = 8
 
 
 class CatchUpStalled(RuntimeError):
     """A catch-up (or replay) stayed behind the log's end with no progress: nothing is promoted."""
+
+
+@dataclass
+class Applying:
+    """A batch handed to the store: where its partition's position goes once it is applied."""
+
+    next_offset: int
+    events: int
+    applied: asyncio.Future[None]
 
 
 @dataclass
@@ -103,7 +115,8 @@ class Projector:
         return self.projection.name
 
     async def step(self) -> int:
-        """Apply at most one batch per partition; return how many events were read.
+        """Apply a batch per partition (up to `PIPELINE_BATCHES` where the store applies
+        concurrently); return how many events were read.
 
         `self.advanced` tells whether any position moved (it can move past offsets that hold no
         event, such as Kafka's transaction markers, with zero events read)."""
@@ -114,24 +127,50 @@ class Projector:
                 self._target = await self._log_ends()
         positions = self._positions
         self.advanced = False
-        read: list[str] = []
-        # Batches of different partitions are independent (each carries its own position), so a
-        # store that applies concurrently (Redis) works on one while the next is read and decoded.
-        applying: list[tuple[str, int, int, asyncio.Future[None]]] = []
-        for stream in self.projection.streams:
-            for partition in await self.log.partitions(stream):
-                source = f"{stream}/{partition}"
-                read.append(source)
-                start = positions.get(source, 0)
-                result = await self.log.read(stream, partition, start, self.batch_size)
-                if result.next_offset <= start:
-                    continue
-                batch = self._batch(source, result, start)
-                applied = asyncio.ensure_future(self.store.apply(self.name, batch))
-                applying.append((source, result.next_offset, len(result.events), applied))
-                if not self.store.applies_concurrently(self.name):
-                    await asyncio.wait([applied])
-        total = await self._settle(applying, positions)
+        sources = [(stream, partition, f"{stream}/{partition}") for stream in self.projection.streams
+                   for partition in await self.log.partitions(stream)]
+        read = [source for _, _, source in sources]
+        starts = {source: positions.get(source, 0) for source in read}
+        # A store that applies concurrently (Redis, a process of its own) applies a batch while the
+        # next one of the same partition is read and decoded; a batch goes to the store only once
+        # the one before it of its partition is applied (each names the position it starts from).
+        # The others (SQLite, memory) apply each batch before the next read, one per partition per
+        # step: reading beside an SQLite apply measured slower (the GIL), and short steps keep a
+        # live view fresh.
+        concurrent = self.store.applies_concurrently(self.name)
+        applying: dict[str, Applying] = {}
+        total = 0
+        try:
+            active = list(sources)
+            for _ in range(PIPELINE_BATCHES if concurrent else 1):
+                for entry in list(active):
+                    stream, partition, source = entry
+                    start = starts[source]
+                    result = await self.log.read(stream, partition, start, self.batch_size)
+                    if result.next_offset <= start:
+                        active.remove(entry)
+                        continue
+                    batch = self._batch(source, result, start)
+                    if source in applying:
+                        total += await self._settle(source, applying.pop(source), positions)
+                    applying[source] = Applying(result.next_offset, len(result.events),
+                                                asyncio.ensure_future(self.store.apply(self.name, batch)))
+                    starts[source] = result.next_offset
+                    if not concurrent:
+                        total += await self._settle(source, applying.pop(source), positions)
+                if not active:
+                    break
+        finally:
+            failure: BaseException | None = None
+            for source, pending in applying.items():
+                try:
+                    total += await self._settle(source, pending, positions)
+                except BaseException as error:
+                    failure = failure or error
+            if failure is not None:
+                raise failure
+        if not self.advanced:  # idle: look at the store's tracking again (a replay may have reset it)
+            self._positions = None
         await self._mark_ready(positions, read)
         return total
 
@@ -149,29 +188,20 @@ class Projector:
                 batch.effects.append(effect)
         return batch
 
-    async def _settle(self, applying: list[tuple[str, int, int, asyncio.Future[None]]], positions: dict[str, int]) -> int:
-        """Wait for the step's batches; record the positions of those applied."""
-        total = 0
-        failure: BaseException | None = None
-        for source, next_offset, events, applied in applying:
-            try:
-                await applied
-            except StaleTracking:
-                log.info("%s: %s was applied by another runner; re-reading positions", self.name, source)
-                self._positions = None
-                continue
-            except BaseException as error:
-                self._positions = None
-                failure = failure or error
-                continue
-            positions[source] = next_offset
-            total += events
-            self.advanced = True
-        if failure is not None:
-            raise failure
-        if not self.advanced:  # idle: look at the store's tracking again (a replay may have reset it)
+    async def _settle(self, source: str, pending: Applying, positions: dict[str, int]) -> int:
+        """Wait for one batch; record its position if it was applied and return its event count."""
+        try:
+            await pending.applied
+        except StaleTracking:
+            log.info("%s: %s was applied by another runner; re-reading positions", self.name, source)
             self._positions = None
-        return total
+            return 0
+        except BaseException:
+            self._positions = None
+            raise
+        positions[source] = pending.next_offset
+        self.advanced = True
+        return pending.events
 
     async def _mark_ready(self, positions: dict[str, int], read: list[str]) -> None:
         """Tell the store the view is complete (its read side answers 503 "rebuilding" until then)
