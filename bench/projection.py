@@ -39,6 +39,7 @@ from _util import DEFAULT_MOVIELENS, emit, fmt, markdown, ratio, say, summary
 from domain.configuration import weights_of
 from domain.events import INTERACTIONS, ITEMS
 from domain.weights import ActionWeights
+from kernel.gc_tuning import tune_for_streaming
 from kernel.settings import Settings
 from movieaugur.adapters.sqlite_log import SQLiteEventLog
 from movieaugur.adapters.sqlite_views import _ADD, _MAX, _PUT, _SCHEMA, SQLiteViewStore
@@ -336,4 +337,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_for_streaming()  # as every `movieaugur` command does; both sides of the comparison run with it
     main()

@@ -26,6 +26,7 @@ from _util import DEFAULT_MOVIELENS, emit, markdown, say
 
 from domain.configuration import weights_of
 from domain.events import INTERACTIONS
+from kernel.gc_tuning import tune_for_streaming
 from kernel.settings import Settings
 from movieaugur.adapters.kafka_log import KafkaEventLog
 from movieaugur.adapters.redis_views import RedisViewStore
@@ -121,4 +122,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_for_streaming()  # as every `movieaugur` command does; both sides of the comparison run with it
     main()

@@ -36,6 +36,7 @@ from projection_kafka import load, raw_consumer
 
 from domain.configuration import weights_of
 from domain.events import INTERACTIONS, InteractionRecorded
+from kernel.gc_tuning import tune_for_streaming
 from kernel.settings import Settings
 from movieaugur.adapters.kafka_log import KafkaEventLog
 from movieaugur.adapters.redis_views import RedisViewStore
@@ -241,4 +242,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_for_streaming()  # as every `movieaugur` command does; both sides of the comparison run with it
     main()

@@ -487,6 +487,9 @@ def down(
 
 
 def main() -> None:
+    from kernel.gc_tuning import tune_for_streaming
+
+    tune_for_streaming()  # every command streams events: serving, projecting, replaying, importing, training
     app()
 
 

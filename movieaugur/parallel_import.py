@@ -32,7 +32,10 @@ class ImportFailed(RuntimeError):
 
 
 def _worker(settings: Settings, folder: str, shard: tuple[int, int], batch_size: int, report: Any) -> None:
+    from kernel.gc_tuning import tune_for_streaming
     from movieaugur.bootstrap import build_log
+
+    tune_for_streaming()  # a spawned process: the CLI's setting does not reach it
 
     async def run() -> dict[str, tuple[int, int]]:
         log = build_log(settings, EventCodec())

@@ -6,6 +6,11 @@ sorted set, an SQL upsert), keep the maximum score, remove a member (or a whole 
 replace a document. A store applies a batch
 of changes together with the batch's tracking positions in one atomic step, which is what gives a
 view exactly-once effect over an at-least-once log.
+
+Changes and effects are values (nothing changes them after they are made, except the runner
+stamping an effect's `at`), yet not frozen dataclasses: a frozen dataclass sets each field through
+`object.__setattr__`, four times slower to build, and a projector builds two or three per event
+(BENCHMARKS.md §7).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScoreAdd:
     """Add `delta` to member's score in the sorted set (space, key)."""
 
@@ -26,7 +31,7 @@ class ScoreAdd:
     delta: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScoreMax:
     """Set member's score in (space, key) to max(current, score): idempotent."""
 
@@ -36,7 +41,7 @@ class ScoreMax:
     score: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScoreRemove:
     """Remove `member` from the sorted set (space, key), or, with `member` None, the whole sorted
     set. Idempotent (removing what is absent changes nothing), so it needs no guard: a batch of
@@ -47,7 +52,7 @@ class ScoreRemove:
     member: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DocPut:
     """Replace the document at (space, key)."""
 
@@ -63,7 +68,7 @@ Change = ScoreAdd | ScoreMax | ScoreRemove | DocPut
 DEFAULT_GUARD_HORIZON = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Effect:
     """The changes one event causes. With a guard, they apply only the first time the guard
     (the event_id) is seen by this projection: a redelivered or retried event has one effect.

@@ -17,7 +17,7 @@ from domain.events import INTERACTIONS, REDACTIONS, EventsRedacted
 from domain.ports import EventLog, ReadResult
 from domain.redactions import Redactions
 from projections.base import Projection
-from projections.changes import DEFAULT_GUARD_HORIZON, Batch, Effect, StaleTracking, ViewStore
+from projections.changes import DEFAULT_GUARD_HORIZON, Batch, StaleTracking, ViewStore
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +183,11 @@ class Projector:
                 continue
             effect = self.projection.effect(item.event)
             if effect.changes:
-                if effect.guard is not None:
-                    effect = Effect(effect.changes, effect.guard, item.position.offset) if guarded else Effect(effect.changes)
+                if effect.guard is not None:  # stamped in place: a projection makes a new effect per event
+                    if guarded:
+                        effect.at = item.position.offset
+                    else:
+                        effect.guard = None
                 batch.effects.append(effect)
         return batch
 
