@@ -9,28 +9,16 @@ orjson does the JSON because a 20,000-event batch is encoded on the request path
 from __future__ import annotations
 
 from typing import Any, cast
-from uuid import UUID, SafeUUID
+from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import DatetimeAsISO, Mapper, StoredEvent, Transcoder, Transcoding
 from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.events import MovieAugurEvent
+from domain.uuids import parse_uuid
 
 _ENVELOPE = ("type", "_id", "originator_id")
-_UNKNOWN = SafeUUID.unknown  # an enum member costs a lookup per access
-
-
-def _uuid(text: str) -> UUID:
-    """UUID(text) for the canonical form our records hold, in a third of the time (every event
-    decoded has one; UUID() strips and checks prefixes and braces first)."""
-    digits = text.replace("-", "")
-    if len(digits) != 32 or not (digits.isascii() and digits.isalnum()):  # int() would take '_', '+'
-        return UUID(text)  # anything else: UUID() accepts it or says what is wrong
-    value = object.__new__(UUID)
-    object.__setattr__(value, "int", int(digits, 16))
-    object.__setattr__(value, "is_safe", _UNKNOWN)
-    return value
 
 
 class OrjsonTranscoder(Transcoder):
@@ -113,7 +101,7 @@ class EventCodec:
         parse; `decode_stored` is the Mapper itself, and a test holds the two equal."""
         state = orjson.loads(record)
         cls = self._classes.get(state["type"]) or self._resolve(state["type"])
-        originator_id = _uuid(state.pop("originator_id"))
+        originator_id = parse_uuid(state.pop("originator_id"))
         del state["type"]
         state.pop("_id", None)
         from_version = state.pop("schema_version", 1)

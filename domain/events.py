@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from uuid import UUID, uuid4, uuid5
+from uuid import UUID, uuid4
 
 import orjson
 from eventsourcing.domain import DomainEvent
+
+from domain.uuids import uuid5_of
 
 # Fixed namespace so the same event_id always maps to the same originator id, on every machine.
 EVENT_NAMESPACE = UUID("6f0b8f7e-3c51-4b6c-9a55-8d1f2a7c9e10")
@@ -36,7 +38,7 @@ _OPTIONAL_LATER = ("recommendation_id",)
 
 
 def originator_for(event_id: str) -> UUID:
-    return uuid5(EVENT_NAMESPACE, event_id)
+    return uuid5_of(EVENT_NAMESPACE, event_id)
 
 
 def content_event_id(prefix: str, payload: Any) -> str:
