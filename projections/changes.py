@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,6 +165,11 @@ class ViewStore(ABC):
     async def promote(self, projection: str, spaces: Sequence[str], shadow: ViewStore) -> None:
         """Atomically replace the live view (and its tracking) by what was rebuilt in `shadow`."""
         raise NotImplementedError(f"{type(self).__name__} makes no shadows, so it has nothing to promote")
+
+    def rebuilding_in_place(self, projection: str) -> AbstractAsyncContextManager[None]:
+        """Around a replay that drops the view and rebuilds it in place (a store with no shadow): a
+        store may defer work it would do per change, such as keeping a secondary index, to the end."""
+        return nullcontext()
 
     # -- the query side ------------------------------------------------------------------------
 

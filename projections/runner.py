@@ -324,8 +324,9 @@ class Projector:
         self._positions = None
         shadow = self.store.shadow(self.name)
         if shadow is None:
-            await self.store.drop(self.name, self.projection.spaces)
-            events = await self.catch_up(progress)
+            async with self.store.rebuilding_in_place(self.name):
+                await self.store.drop(self.name, self.projection.spaces)
+                events = await self.catch_up(progress)
         else:
             await shadow.drop(self.name, self.projection.spaces)
             rebuild = Projector(

@@ -3,8 +3,9 @@ tracking table, all written in one transaction per batch (exactly-once effect)."
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,12 @@ from movieaugur.adapters.sqlite_datastore import sqlite_datastore
 from movieaugur.adapters.threads import BlockingPool
 from projections.changes import Batch, DocPut, ScoreAdd, ScoreMax, ScoreRemove, StaleTracking, ViewStore
 
+# Answers a sorted set's first page (`top` of one key) in order, without sorting the set.
+_RANK_INDEX = "CREATE INDEX IF NOT EXISTS zset_rank ON zset (space, key, score DESC, member DESC)"
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS zset (space TEXT, key TEXT, member TEXT, score REAL, "
     "PRIMARY KEY (space, key, member)) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS zset_rank ON zset (space, key, score DESC, member DESC)",
+    _RANK_INDEX,
     "CREATE TABLE IF NOT EXISTS docs (space TEXT, key TEXT, body BLOB, PRIMARY KEY (space, key)) WITHOUT ROWID",
     # Applied event ids per projection and partition, with the offset where each took effect;
     # forgotten `horizon` offsets later (projections/changes.py: Effect).
@@ -135,6 +138,22 @@ class SQLiteViewStore(ViewStore):
             return {row[0].split(":", 1)[1]: row[1] + 1 for row in rows}
 
         return await self.pool.run(read)
+
+    @contextlib.asynccontextmanager
+    async def rebuilding_in_place(self, projection: str) -> AsyncIterator[None]:
+        """A replay moves every score many times: without the rank index each upsert updates one
+        B-tree instead of two, and the index is built once, sorted, at the end. Reads of other views
+        in the same file answer meanwhile, sorting instead of walking the index; a replay that dies
+        half-way leaves no index until the next start of the store (`_SCHEMA` builds it)."""
+        await self.pool.run(self._execute, "DROP INDEX IF EXISTS zset_rank")
+        try:
+            yield
+        finally:
+            await self.pool.run(self._execute, _RANK_INDEX)
+
+    def _execute(self, statement: str) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(statement)
 
     async def drop(self, projection: str, spaces: Sequence[str]) -> None:
         def drop() -> None:
