@@ -30,7 +30,7 @@ from pathlib import Path
 
 import _util  # noqa: F401 - puts the repo on sys.path
 from _util import REPO, emit, markdown, say
-from serve_wrk import free_port, wait_ready
+from serve_wrk import free_port, parse_wrk, wait_ready
 
 READ_PATH = "/v1/popularity/movie?window=7d&limit=20"
 
@@ -61,18 +61,7 @@ request = function()
 end
 """
 
-_LATENCY = re.compile(r"^\s+(50|75|90|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
-_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
-_ERRORS = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _LAG = re.compile(r"^movieaugur_projection_lag_events\{[^}]*\}\s+([\d.e+]+)$", re.M)
-
-
-def parse_wrk(out: str) -> dict[str, float]:
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    latency = {f"p{m.group(1)}_ms": float(m.group(2)) * scale[m.group(3)] for m in _LATENCY.finditer(out)}
-    errors = _ERRORS.search(out)
-    rate = _RATE.search(out)
-    return {"rps": float(rate.group(1)) if rate else 0.0, **latency, "non_2xx": int(errors.group(1)) if errors else 0}
 
 
 def wrk(url: str, connections: int, seconds: int, script: str | None = None, path: str = "") -> subprocess.Popen:

@@ -82,10 +82,16 @@ def run_wrk(url: str, path: str, users: list[str], seconds: int, connections: in
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     os.unlink(script.name)
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    """Requests/s, latency percentiles (ms) and non-2xx count from `wrk --latency` output."""
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     latency = {f"p{m.group(1)}_ms": float(m.group(2)) * scale[m.group(3)] for m in _LATENCY.finditer(out)}
     errors = _ERRORS.search(out)
-    return {"rps": float(_RATE.search(out).group(1)), **latency, "non_2xx": int(errors.group(1)) if errors else 0}
+    rate = _RATE.search(out)
+    return {"rps": float(rate.group(1)) if rate else 0.0, **latency, "non_2xx": int(errors.group(1)) if errors else 0}
 
 
 def main() -> None:

@@ -142,9 +142,9 @@ class SQLiteViewStore(ViewStore):
     @contextlib.asynccontextmanager
     async def rebuilding_in_place(self, projection: str) -> AsyncIterator[None]:
         """A replay moves every score many times: without the rank index each upsert updates one
-        B-tree instead of two, and the index is built once, sorted, at the end. Reads of other views
-        in the same file answer meanwhile, sorting instead of walking the index; a replay that dies
-        half-way leaves no index until the next start of the store (`_SCHEMA` builds it)."""
+        B-tree instead of two, and the index is built once, sorted, at the end (also when the replay
+        fails). Reads of other views in the same file answer meanwhile, sorting instead of walking
+        the index; a process killed mid-replay leaves none until the store next starts (`_SCHEMA`)."""
         await self.pool.run(self._execute, "DROP INDEX IF EXISTS zset_rank")
         try:
             yield
