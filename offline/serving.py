@@ -26,6 +26,14 @@ negative entry (fold_in.py), every candidate's score is lowered by
 model's ranking the scores are first standardised per user (z-scores), for cold items it applies to
 the content affinity itself. The MAX_DISLIKES strongest dislikes count. (A sum, not a maximum: it
 is linear, so all dislikes cost one sparse mat-vec over the catalog.)
+
+Answers are remembered. A fold-in ranking and a cold-item ranking are pure functions of the model
+version, the content index's generation, the user's weights and the request's filters, so the last
+ANSWER_CACHE_ENTRIES of each are kept under exactly those inputs: a user who asks again without
+having interacted since (the common case: a page reload, the next page of a carousel) costs no
+solve, no scoring and no thread hop. Nothing is invalidated by time: a new interaction changes the
+weights, a new version or catalog change changes the key, and the caches are emptied when a model
+is loaded or the index rebuilt (the keys name the version, not the object).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cachetools import LRUCache
 
 from kernel.settings import Settings
 from offline.training.content import ContentIndex
@@ -52,6 +61,8 @@ REFIT_MIN_ROWS = 256
 REFIT_SHARE = 0.25
 REFIT_UNKNOWN_LABELS_AFTER_SECONDS = 10.0
 MAX_DISLIKES = 20
+#: Remembered answers per kind (fold-in, cold items); each is at most a few hundred (key, score) pairs.
+ANSWER_CACHE_ENTRIES = 4096
 
 Scored = list[tuple[str, float]]
 
@@ -84,6 +95,8 @@ class ModelRuntime:
         self._maps: dict[int, tuple[FoldInModel, int, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._last_dislikes: tuple[tuple[Any, ...], np.ndarray] | None = None
         self._last_scores: tuple[tuple[Any, ...], np.ndarray] | None = None  # a request that widens reuses them
+        self._ranked: LRUCache[tuple[Any, ...], tuple[tuple[str, float], ...]] = LRUCache(ANSWER_CACHE_ENTRIES)
+        self._cold: LRUCache[tuple[Any, ...], tuple[tuple[tuple[str, float], ...], bool]] = LRUCache(ANSWER_CACHE_ENTRIES)
 
     # -- the catalog ------------------------------------------------------------------------------
 
@@ -134,6 +147,7 @@ class ModelRuntime:
             index.upsert(self._after_snapshot)
             self._index, self._dirty, self._build_failed = index, {}, False
             self._maps.clear()
+            self._forget_answers()
             log.info("content index built: %d items, %d features", len(index), index.model.dimensions)
         except Exception:
             self._build_failed = True
@@ -179,6 +193,7 @@ class ModelRuntime:
         finally:
             self._loading.pop((name, version), None)
         self._loaded[name] = _Loaded(version, model)  # the version the read side named as current
+        self._forget_answers()
         return model
 
     # -- the port ---------------------------------------------------------------------------------
@@ -192,22 +207,41 @@ class ModelRuntime:
         fold = await self.model(model, version)
         if fold is None:
             return None
-        key = (id(fold), item_type, frozenset(exclude), frozenset(weights.items()))
+        dislikes = self._dislikes(weights) if self.settings.dislike_penalty > 0 else {}
+        index = await self.content_index() if dislikes else None
+        excluded, weighted = frozenset(exclude), frozenset(weights.items())
+        answer_key = (model, version, n, item_type, excluded, weighted, index.generation if index is not None else -1)
+        remembered = self._ranked.get(answer_key)
+        if remembered is not None:
+            return list(remembered)
+        key = (id(fold), item_type, excluded, weighted)
         if self._last_scores is not None and self._last_scores[0] == key:  # the same request, wider
             scores = self._last_scores[1]
-            return [(fold.keys[i], float(scores[i])) for i in top_k(scores, n)]
+        else:
+            computed = self._scores(fold, weights, dislikes, index, item_type, exclude)
+            if computed is None:
+                return None  # nothing positive the model knows: the published list or popularity answers
+            scores = computed
+            self._last_scores = (key, scores)
+        ranked = tuple((fold.keys[i], float(scores[i])) for i in top_k(scores, n))
+        self._ranked[answer_key] = ranked
+        return list(ranked)
+
+    def _scores(
+        self, fold: FoldInModel, weights: Mapping[str, float], dislikes: Mapping[str, float],
+        index: ContentIndex | None, item_type: str | None, exclude: Collection[str],
+    ) -> np.ndarray | None:
+        """The fold-in scores of every model column, -inf where an item may not be recommended;
+        None when the user has nothing positive the model knows."""
         idx, w = fold.user_input(weights)
         if not (w > 0).any():
-            return None  # nothing positive the model knows: the published list or popularity answers
+            return None
         scores = fold.score(idx, w)  # a new array: changed in place below
-        dislikes = self._dislikes(weights)
-        if dislikes and self.settings.dislike_penalty > 0:
-            index = await self.content_index()
-            if index is not None:
-                similarity = self._dislike_similarity(index, dislikes)
-                columns, rows, _ = self._model_rows(fold, index)
-                scores = standardize(scores[None, :])[0]
-                scores[columns] -= np.float32(self.settings.dislike_penalty) * similarity[rows]
+        if dislikes and index is not None:
+            similarity = self._dislike_similarity(index, dislikes)
+            columns, rows, _ = self._model_rows(fold, index)
+            scores = standardize(scores[None, :])[0]
+            scores[columns] -= np.float32(self.settings.dislike_penalty) * similarity[rows]
         scores[idx] = -np.inf  # the user's own items
         scores[fold.cold_columns] = -np.inf  # items without positives in training are cold: the content slots place them
         if item_type is not None:
@@ -216,8 +250,7 @@ class ModelRuntime:
             column = fold.index.get(excluded)
             if column is not None:
                 scores[column] = -np.inf
-        self._last_scores = (key, scores)
-        return [(fold.keys[i], float(scores[i])) for i in top_k(scores, n)]
+        return scores
 
     async def cold_items(
         self, model: str, version: str | None, weights: Mapping[str, float], n: int,
@@ -226,12 +259,24 @@ class ModelRuntime:
         index = await self.content_index()
         if index is None or n <= 0:
             return [], False
-        profile = index.profile(weights)
-        if profile is None:
-            return [], False
         fold = self.loaded(model, version) if version else None
         if fold is None and version and self.settings.fold_in:
             fold = await self.model(model, version)
+        answer_key = (model, version if fold is not None else None, index.generation, n, item_type,
+                      frozenset(exclude), frozenset(weights.items()))
+        remembered = self._cold.get(answer_key)
+        if remembered is None:
+            remembered = self._cold_ranking(index, fold, weights, n, item_type, exclude)
+            self._cold[answer_key] = remembered
+        return list(remembered[0]), remembered[1]
+
+    def _cold_ranking(
+        self, index: ContentIndex, fold: FoldInModel | None, weights: Mapping[str, float], n: int,
+        item_type: str | None, exclude: Collection[str],
+    ) -> tuple[tuple[tuple[str, float], ...], bool]:
+        profile = index.profile(weights)
+        if profile is None:
+            return (), False
         if fold is not None:
             _, _, candidates = self._model_rows(fold, index)
         else:
@@ -239,14 +284,14 @@ class ModelRuntime:
         if item_type is not None:
             candidates = candidates[index.type_mask(item_type)[candidates]]
         if candidates.size == 0:
-            return [], fold is not None
+            return (), fold is not None
         affinity = index.affinity(profile, candidates)
         dislikes = self._dislikes(weights)
         if dislikes and self.settings.dislike_penalty > 0:
             affinity -= np.float32(self.settings.dislike_penalty) * self._dislike_similarity(index, dislikes)[candidates]
         affinity[affinity < self.settings.cold_item_min_affinity] = 0.0
         skip = set(exclude) | set(weights)
-        return index.top(affinity, n, skip, rows=candidates), fold is not None
+        return tuple(index.top(affinity, n, skip, rows=candidates)), fold is not None
 
     async def similar(self, item_key: str, n: int, item_type: str | None) -> Scored | None:
         index = await self.content_index()
@@ -255,6 +300,12 @@ class ModelRuntime:
         return index.similar(item_key, n, item_type)
 
     # -- helpers ----------------------------------------------------------------------------------
+
+    def _forget_answers(self) -> None:
+        """Empty the remembered answers (a model was loaded or the content index rebuilt)."""
+        self._ranked.clear()
+        self._cold.clear()
+        self._last_scores = None
 
     def _dislikes(self, weights: Mapping[str, float]) -> dict[str, float]:
         """The strongest MAX_DISLIKES negative items, with strength min(1, |w| / |dislike weight|)."""

@@ -239,6 +239,48 @@ async def test_the_runtime_alone_and_fold_in_off(container) -> None:
     assert await off.recommend("default", version, {"movie:b1": 3.0}, 5, None, ()) is None
 
 
+def catalog_docs() -> dict[str, dict]:
+    """The sample catalog as the catalog projection's documents ("type:id" → fields)."""
+    return {f"{e.item_type}:{e.item_id}": {"title": e.title, "categories": e.categories, "keywords": e.keywords,
+                                           "description": e.description} for e in catalog()}
+
+
+async def test_remembered_answers_are_the_answers_of_a_new_runtime(container) -> None:
+    """The runtime remembers fold-in and cold-item answers under all their inputs: asked again, in
+    any order, they equal a new runtime's; a change of weights, filters, width or catalog answers anew."""
+    version = await trained(container, serving=False)
+
+    def runtime() -> ModelRuntime:
+        fresh = ModelRuntime(container.settings)
+        fresh.catalog_changed(catalog_docs())
+        return fresh
+
+    remembering = runtime()
+    requests = [
+        ({"movie:b1": 3.0, "movie:b2": 3.0}, 5, "movie", frozenset({"movie:b3"})),
+        ({"movie:a1": 3.0, "movie:b4": -3.0}, 5, None, frozenset()),  # a dislike: the content index takes part
+        ({"movie:b1": 3.0, "movie:b2": 3.0}, 9, "movie", frozenset({"movie:b3"})),  # wider
+        ({"movie:b1": 3.0, "movie:b2": 3.0}, 5, None, frozenset()),  # another filter
+        ({"movie:b1": 3.0, "movie:b2": 1.0}, 5, "movie", frozenset({"movie:b3"})),  # other weights
+    ]
+    for _ in range(2):
+        for weights, n, item_type, exclude in requests:
+            got = await remembering.recommend("default", version, weights, n, item_type, exclude)
+            expected = await runtime().recommend("default", version, weights, n, item_type, exclude)
+            assert got == expected and got is not None and len(got) == n
+            cold = await remembering.cold_items("default", version, weights, 3, item_type, exclude)
+            assert cold == await runtime().cold_items("default", version, weights, 3, item_type, exclude)
+
+    # a new catalog item like the horror films: the remembered cold answer gives way to one that has it
+    weights = {"movie:b1": 3.0, "movie:b2": 3.0}
+    before = await remembering.cold_items("default", version, weights, 3, "movie", frozenset())
+    assert "movie:b-new" not in dict(before[0])
+    remembering.catalog_changed({"movie:b-new": {"title": "Horror number new", "categories": ["Horror"],
+                                                 "keywords": CLUSTERS["b"][1], "description": CLUSTERS["b"][2]}})
+    after = await remembering.cold_items("default", version, weights, 3, "movie", frozenset())
+    assert "movie:b-new" in dict(after[0])
+
+
 def test_cold_slot_rule() -> None:
     assert cold_slot_count(20, 0.1) == 2 and cold_slot_count(10, 0.1) == 1 and cold_slot_count(20, 0.0) == 0
     assert cold_positions(20, 2) == [4, 14] and cold_positions(5, 1) == [2] and cold_positions(10, 1) == [4]
