@@ -1085,6 +1085,11 @@ async def test_event_id_reused_with_other_content_is_409_naming_the_element(fres
     retry = await fresh.post("/v1/events", json=[v1("same-id", action="like")])
     assert retry.status == 200 and await retry.json() == {"appended": 0, "duplicates": 1}
     assert await log_state(container) == before
+    # within one batch: the repeat is checked against the id's first element
+    payload = await expect_error(await fresh.post("/v1/events", json=[
+        v1("twice", action="like"), v1("innocent"), v1("twice", action="like"), v1("twice", action="view")]), 409)
+    assert "element 3" in payload["error"] and "element 0 of this batch" in payload["error"], payload
+    assert await log_state(container) == before
 
 
 async def test_event_id_reused_with_another_explicit_timestamp_is_409(fresh: aiohttp.ClientSession, container: Container) -> None:
