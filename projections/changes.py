@@ -16,7 +16,7 @@ stamping an effect's `at`), yet not frozen dataclasses: a frozen dataclass sets 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,6 +172,13 @@ class ViewStore(ABC):
         return nullcontext()
 
     # -- the query side ------------------------------------------------------------------------
+
+    async def revision(self) -> Hashable | None:
+        """A value that changes whenever anything in this store may have changed (any view, written
+        by any process), or None where the store cannot tell cheaply. Why: a read route whose
+        answer depends only on views can keep the answer until the revision moves (queries/
+        answers.py); between two projector commits every read of it is then a dictionary lookup."""
+        return None
 
     @abstractmethod
     async def top(

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from kernel.errors import describe
 from kernel.http import Handler, Metrics, error_response, json_response
 from projections.changes import ViewRebuilding
+from queries.answers import AnswerCache
 from queries.collections import CollectionQueries
 from queries.experiments import ExperimentQueries
 from queries.exposures import ExposureRecorder
@@ -29,6 +30,7 @@ SERVICE = web.AppKey("query_service", QueryService)
 COLLECTIONS = web.AppKey("collection_queries", CollectionQueries)
 EXPERIMENTS = web.AppKey("experiment_queries", ExperimentQueries)
 METRICS = web.AppKey("query_metrics", Metrics)
+ANSWERS = web.AppKey("view_only_answers", AnswerCache)
 P = TypeVar("P", bound=BaseModel)
 
 
@@ -76,8 +78,11 @@ def _v1(ranked: Ranked, **fields: object) -> dict:
 
 async def legacy_popularity(request: web.Request) -> web.Response:
     query = params(request, LegacyListParams)
-    items = await request.app[SERVICE].legacy_popularity(request.match_info["object_type"], query.limit)
-    return json_response(items)
+
+    async def build() -> object:
+        return await request.app[SERVICE].legacy_popularity(request.match_info["object_type"], query.limit)
+
+    return await request.app[ANSWERS].json(request, build)
 
 
 async def legacy_recommendations(request: web.Request) -> web.Response:
@@ -99,11 +104,15 @@ async def legacy_recommendations(request: web.Request) -> web.Response:
 async def popularity(request: web.Request) -> web.Response:
     q = params(request, PopularityParams)
     item_type = request.match_info["item_type"]
-    ranked = await request.app[SERVICE].popularity(
-        item_type, q.window, q.limit, q.offset, q.category, q.at, q.decay, q.source
-    )
-    window = q.window or request.app[SERVICE].settings.default_window
-    return json_response(_v1(ranked, item_type=item_type, window=window, offset=q.offset))
+
+    async def build() -> object:
+        ranked = await request.app[SERVICE].popularity(
+            item_type, q.window, q.limit, q.offset, q.category, q.at, q.decay, q.source
+        )
+        window = q.window or request.app[SERVICE].settings.default_window
+        return _v1(ranked, item_type=item_type, window=window, offset=q.offset)
+
+    return await request.app[ANSWERS].json(request, build)
 
 
 async def recommendations(request: web.Request) -> web.Response:
@@ -197,6 +206,7 @@ def add_query_routes(
 ) -> None:
     """`exposures`: where lists served in an experiment are queued for the log (None: not recorded)."""
     app[SERVICE] = service
+    app[ANSWERS] = AnswerCache(service.revision)
     app[COLLECTIONS] = CollectionQueries(service)
     app[METRICS] = metrics
     app[EXPERIMENTS] = ExperimentQueries(service, exposures, metrics.registry)

@@ -6,7 +6,7 @@ user the model has nothing for gets popularity instead, marked as a fallback, ne
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,17 @@ class QueryService:
         self.fresh = FreshReads(store, settings, self.versions) if runtime is not None else None
         self.registry: ItemTypeRegistry = item_types_of(settings)
 
+    async def revision(self) -> tuple[Hashable, ...] | None:
+        """What every view-only answer depends on: the view store's and the catalog's revisions
+        (ViewStore.revision); None when either cannot tell."""
+        stores = (self.store,) if self.catalog is self.store else (self.store, self.catalog)
+        revisions = []
+        for store in stores:
+            revision = await store.revision()
+            if revision is None:
+                return None
+            revisions.append(revision)
+        return tuple(revisions)
 
     def check_type(self, item_type: str) -> None:
         if item_type not in self.registry:

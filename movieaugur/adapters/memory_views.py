@@ -23,10 +23,12 @@ class MemoryViewStore(ViewStore):
         self.docs: dict[str, dict[str, dict[str, Any]]] = {}  # space -> key -> document
         self.tracking: dict[str, dict[str, int]] = {}  # projection -> source -> next offset
         self.guards: dict[tuple[str, str], dict[str, int]] = {}  # (projection, source) -> guard -> offset
+        self._revision = 0  # moves with every apply and drop (see ViewStore.revision)
 
     # -- projector side ------------------------------------------------------------------------
 
     async def apply(self, projection: str, batch: Batch) -> None:
+        self._revision += 1  # first: a refused batch moves it needlessly, which costs one rebuilt answer
         positions = self.tracking.setdefault(projection, {})
         for source, next_offset in batch.next_offsets.items():
             if positions.get(source, -1) >= next_offset:
@@ -64,6 +66,7 @@ class MemoryViewStore(ViewStore):
         return dict(self.tracking.get(projection, {}))
 
     async def drop(self, projection: str, spaces: Sequence[str]) -> None:
+        self._revision += 1
         for space in spaces:
             self.zsets.pop(space, None)
             self.docs.pop(space, None)
@@ -72,6 +75,9 @@ class MemoryViewStore(ViewStore):
             del self.guards[key]
 
     # -- query side ----------------------------------------------------------------------------
+
+    async def revision(self) -> int:
+        return self._revision
 
     def doc(self, space: str, key: str) -> dict[str, Any] | None:
         """One document, synchronously: for callers on the hot path that need no await."""

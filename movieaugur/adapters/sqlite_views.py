@@ -201,6 +201,11 @@ class SQLiteViewStore(ViewStore):
         rows = await self.pool.run(self._query, statement, params)
         return [(row[0], row[1]) for row in rows]
 
+    async def revision(self) -> int:
+        """SQLite's data_version on the read-only connection: it moves whenever another connection
+        (the projectors', in this or any other process) commits to the views file."""
+        return int(self._read_now("PRAGMA data_version", ())[0][0])
+
     async def score(self, space: str, key: str, member: str) -> float | None:
         rows = self._read_now("SELECT score FROM zset WHERE space = ? AND key = ? AND member = ?", (space, key, member))
         return rows[0][0] if rows else None
