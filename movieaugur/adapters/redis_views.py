@@ -11,6 +11,11 @@ Key layout under a prefix (default "ma:"):
   g:{projection}:{source}   sorted set of applied event ids scored by their offset (bounded)
   t:{projection} field ~ready   set once the projector caught up with the log; absent while the view
                        is (re)built, so a flushed Redis reads as "rebuilding", never as an empty view
+  revision             a counter moved by every apply, drop and promote (ViewStore.revision: the
+                       read side keeps view-only answers until it moves). Created at Redis's clock
+                       in microseconds, so after a flush it starts above any value it had before
+                       (fewer than a million commits a second), and a kept answer is never matched
+                       by a revision of a different view; while it is missing, nothing is kept.
 """
 
 from __future__ import annotations
@@ -24,7 +29,23 @@ from redis.exceptions import ResponseError
 
 from projections.changes import Batch, Change, ScoreAdd, ScoreMax, ScoreRemove, StaleTracking, ViewStore
 
-_APPLY = """
+_BUMP_FUNCTION = """
+local function bump(prefix)
+  local key = prefix .. 'revision'
+  if redis.call('EXISTS', key) == 0 then
+    local now = redis.call('TIME')
+    redis.call('SET', key, string.format('%d', tonumber(now[1]) * 1000000 + tonumber(now[2])))
+  end
+  redis.call('INCR', key)
+end
+"""
+
+_BUMP = _BUMP_FUNCTION + """
+bump(ARGV[1])
+return 1
+"""
+
+_APPLY = _BUMP_FUNCTION + """
 local prefix = ARGV[1]
 local projection = ARGV[2]
 local batch = cjson.decode(ARGV[3])
@@ -96,6 +117,7 @@ end
 for source, next_offset in pairs(batch.positions) do
   redis.call('HSET', tracking, source, next_offset)
 end
+bump(prefix)
 return #batch.effects
 """
 
@@ -119,7 +141,7 @@ redis.call('HSET', tracking, '~ready', 1)
 return 1
 """
 
-_PROMOTE = """
+_PROMOTE = _BUMP_FUNCTION + """
 local live, shadow, projection = ARGV[1], ARGV[2], ARGV[3]
 -- Keys are found through the view's own indexes (the key index per space, the tracking's sources
 -- for guards), never by SCAN: a SCAN inside a script walks the whole keyspace while Redis serves
@@ -160,6 +182,8 @@ for _, key in ipairs(guard_keys(shadow)) do
   end
 end
 move('t:' .. projection)
+redis.call('DEL', shadow .. 'revision')  -- the shadow's own counter: its commits were nobody's reads
+bump(live)
 return 1
 """
 
@@ -192,6 +216,7 @@ class RedisViewStore(ViewStore):
         self._apply = self.redis.register_script(_APPLY)
         self._promote = self.redis.register_script(_PROMOTE)
         self._ready = self.redis.register_script(_READY)
+        self._bump = self.redis.register_script(_BUMP)
         self._owns_connection = client is None
 
     def _z(self, space: str, key: str) -> str:
@@ -243,6 +268,7 @@ class RedisViewStore(ViewStore):
                 doomed.append(key)
         for start in range(0, len(doomed), 500):
             await self.redis.delete(*doomed[start : start + 500])
+        await self._bump(args=[self.prefix])
 
     # -- replay into a fresh view, then swap ----------------------------------------------------
 
@@ -263,6 +289,11 @@ class RedisViewStore(ViewStore):
         await self._promote(args=[self.prefix, self._shadow_prefix(projection), projection, *spaces])
 
     # -- query side ----------------------------------------------------------------------------
+
+    async def revision(self) -> int | None:
+        """One GET; None while no apply has set it (a new or flushed Redis): then nothing is kept."""
+        value = await self.redis.get(f"{self.prefix}revision")
+        return int(value) if value is not None else None
 
     async def top(self, space: str, keys: Mapping[str, float], offset: int, limit: int) -> list[tuple[str, float]]:
         if not keys:

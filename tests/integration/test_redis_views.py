@@ -107,3 +107,52 @@ def test_replay_rebuilds_a_shadow_and_swaps_atomically(redis_url) -> None:  # ty
             await store.close()
 
     asyncio.run(check())
+
+
+def test_the_revision_moves_with_every_commit_and_never_returns_after_a_loss(redis_url) -> None:  # type: ignore[no-untyped-def]
+    """ViewStore.revision against a real Redis: None before any apply (nothing may be kept), moved by
+    apply, drop and a replay's promote; after the keys are lost it is None again, and the first apply
+    after that starts above every value it had before (a kept answer is never matched again)."""
+    from domain.events import InteractionRecorded, from_unix
+    from domain.weights import ActionWeights
+    from kernel.settings import DEFAULT_ACTION_WEIGHTS
+    from movieaugur.adapters.memory_log import MemoryEventLog
+    from projections.popularity import PopularityProjection
+    from projections.runner import Projector
+
+    async def check() -> None:
+        store = RedisViewStore(redis_url, prefix=f"test:{uuid.uuid4().hex[:8]}:")
+        log = MemoryEventLog(partitions=1)
+        projection = PopularityProjection(ActionWeights(DEFAULT_ACTION_WEIGHTS))
+        projector = Projector(projection, log, store, batch_size=5)
+
+        async def append(n: int) -> None:
+            await log.append([InteractionRecorded.new(event_id=f"e{n}", timestamp=from_unix(86_400), user_id="u",
+                                                      item_type="movie", item_id="m1")])
+
+        try:
+            assert await store.revision() is None
+            seen = []
+            for n in range(3):
+                await append(n)
+                await projector.catch_up()
+                seen.append(await store.revision())
+            assert None not in seen and seen == sorted(set(seen)), seen
+            assert await store.revision() == seen[-1]  # reads move nothing
+            await projector.replay()  # rebuilt in a shadow, then promoted
+            seen.append(await store.revision())
+            await store.drop(projection.name, projection.spaces)
+            seen.append(await store.revision())
+            assert seen == sorted(set(seen)), seen
+            async for key in store.redis.scan_iter(match=f"{store.prefix}*"):  # the keys are lost (a flush)
+                await store.redis.delete(key)
+            assert await store.revision() is None
+            await append(9)
+            await projector.catch_up()
+            assert (await store.revision() or 0) > max(seen)
+        finally:
+            async for key in store.redis.scan_iter(match=f"{store.prefix}*"):
+                await store.redis.delete(key)
+            await store.close()
+
+    asyncio.run(check())
