@@ -173,11 +173,12 @@ class ViewStore(ABC):
 
     # -- the query side ------------------------------------------------------------------------
 
-    async def revision(self) -> Hashable | None:
-        """A value that changes whenever anything in this store may have changed (any view, written
-        by any process), or None where the store cannot tell cheaply. Why: a read route whose
-        answer depends only on views can keep the answer until the revision moves (queries/
-        answers.py); between two projector commits every read of it is then a dictionary lookup."""
+    async def revision(self, spaces: Sequence[str]) -> Hashable | None:
+        """A value that changes whenever these spaces may have changed (written by any process),
+        or None where the store cannot tell cheaply. A store may answer for more than the spaces
+        asked (a counter of every commit). Why: a read route whose answer depends only on views can
+        keep the answer until the revision moves (queries/answers.py); between two projector
+        commits every read of it is then a dictionary lookup."""
         return None
 
     @abstractmethod

@@ -18,7 +18,7 @@ cannot tell its revision cheaply (None) gets no caching at all.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import cast
 
 from aiohttp import web
@@ -31,7 +31,7 @@ SECONDS_PER_DAY = 86_400
 ENTRIES = 1024
 
 Build = Callable[[], Awaitable[object]]
-Revision = Callable[[], Awaitable["Hashable | None"]]
+Revision = Callable[[Sequence[str]], Awaitable["Hashable | None"]]
 
 
 class AnswerCache:
@@ -39,9 +39,10 @@ class AnswerCache:
         self._revision = revision
         self._answers: LRUCache[tuple[str, str, int], tuple[Hashable, bytes]] = LRUCache(entries)
 
-    async def json(self, request: web.Request, build: Build) -> web.Response:
-        """The JSON answer to `request`: kept, or built by `build` (the answer's data) and kept."""
-        revision = await self._revision()
+    async def json(self, request: web.Request, spaces: Sequence[str], build: Build) -> web.Response:
+        """The JSON answer to `request`, which reads the view `spaces` (and the catalog): kept, or
+        built by `build` (the answer's data) and kept."""
+        revision = await self._revision(spaces)
         if revision is None:
             return json_response(await build())
         key = (request.path, request.query_string, int(time.time() // SECONDS_PER_DAY))

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from kernel.errors import describe
 from kernel.http import Handler, Metrics, error_response, json_response
+from projections import popularity as popularity_view
 from projections.changes import ViewRebuilding
 from queries.answers import AnswerCache
 from queries.collections import CollectionQueries
@@ -31,6 +32,8 @@ COLLECTIONS = web.AppKey("collection_queries", CollectionQueries)
 EXPERIMENTS = web.AppKey("experiment_queries", ExperimentQueries)
 METRICS = web.AppKey("query_metrics", Metrics)
 ANSWERS = web.AppKey("view_only_answers", AnswerCache)
+#: What the popularity routes read besides the catalog (the interaction counts, external lists).
+POPULARITY_SPACES = (popularity_view.SPACE, popularity_view.EXTERNAL_SPACE)
 P = TypeVar("P", bound=BaseModel)
 
 
@@ -82,7 +85,7 @@ async def legacy_popularity(request: web.Request) -> web.Response:
     async def build() -> object:
         return await request.app[SERVICE].legacy_popularity(request.match_info["object_type"], query.limit)
 
-    return await request.app[ANSWERS].json(request, build)
+    return await request.app[ANSWERS].json(request, POPULARITY_SPACES, build)
 
 
 async def legacy_recommendations(request: web.Request) -> web.Response:
@@ -112,7 +115,7 @@ async def popularity(request: web.Request) -> web.Response:
         window = q.window or request.app[SERVICE].settings.default_window
         return _v1(ranked, item_type=item_type, window=window, offset=q.offset)
 
-    return await request.app[ANSWERS].json(request, build)
+    return await request.app[ANSWERS].json(request, POPULARITY_SPACES, build)
 
 
 async def recommendations(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ user the model has nothing for gets popularity instead, marked as a fallback, ne
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,17 +61,15 @@ class QueryService:
         self.fresh = FreshReads(store, settings, self.versions) if runtime is not None else None
         self.registry: ItemTypeRegistry = item_types_of(settings)
 
-    async def revision(self) -> tuple[Hashable, ...] | None:
-        """What every view-only answer depends on: the view store's and the catalog's revisions
-        (ViewStore.revision); None when either cannot tell."""
-        stores = (self.store,) if self.catalog is self.store else (self.store, self.catalog)
-        revisions = []
-        for store in stores:
-            revision = await store.revision()
-            if revision is None:
-                return None
-            revisions.append(revision)
-        return tuple(revisions)
+    async def revision(self, spaces: Sequence[str]) -> tuple[Hashable, ...] | None:
+        """What an answer built from these view spaces and the catalog depends on: the stores'
+        revisions (ViewStore.revision); None when one cannot tell."""
+        revisions = [await self.store.revision(spaces)]
+        if self.catalog is not self.store:
+            revisions.append(await self.catalog.revision((catalog_view.SPACE,)))
+        elif catalog_view.SPACE not in spaces:
+            revisions.append(await self.store.revision((catalog_view.SPACE,)))
+        return None if None in revisions else tuple(revisions)
 
     def check_type(self, item_type: str) -> None:
         if item_type not in self.registry:

@@ -6,7 +6,7 @@ projector runner see one ViewStore, as in embedded mode.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from domain.configuration import weights_of
@@ -92,6 +92,17 @@ class RoutedViewStore(ViewStore):
 
     async def promote(self, projection: str, spaces: Sequence[str], shadow: ViewStore) -> None:
         await self._for_projection(projection).promote(projection, spaces, shadow)
+
+    async def revision(self, spaces: Sequence[str]) -> Hashable | None:
+        """The revisions of the stores the spaces are read from (None if any cannot tell: the
+        MongoDB ones, which Connect writes behind our back)."""
+        revisions = []
+        for store in dict.fromkeys(self._by_space.get(space, self.redis) for space in spaces):
+            revision = await store.revision(spaces)
+            if revision is None:
+                return None
+            revisions.append(revision)
+        return tuple(revisions)
 
     async def top(self, space: str, keys: Mapping[str, float], offset: int, limit: int) -> list[tuple[str, float]]:
         return await (await self._reading(space)).top(space, keys, offset, limit)

@@ -76,7 +76,7 @@ class MemoryViewStore(ViewStore):
 
     # -- query side ----------------------------------------------------------------------------
 
-    async def revision(self) -> int:
+    async def revision(self, spaces: Sequence[str]) -> int:
         return self._revision
 
     def doc(self, space: str, key: str) -> dict[str, Any] | None:

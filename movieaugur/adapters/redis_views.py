@@ -20,6 +20,8 @@ Key layout under a prefix (default "ma:"):
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -188,6 +190,10 @@ return 1
 """
 
 
+#: How stale the query side's idea of the revision may be (seconds); see RedisViewStore.revision.
+REVISION_RECHECK_SECONDS = 0.02
+
+
 def _encode_change(change: Change) -> list[Any]:
     if isinstance(change, ScoreAdd):
         return ["add", change.space, change.key, change.member, change.delta]
@@ -206,8 +212,9 @@ class RedisViewStore(ViewStore):
         tracking fields, so they may be in flight together."""
         return True
 
-    def __init__(self, url: str, prefix: str = "ma:", client: Any = None):
-        """`client` shares another store's connection (a shadow); that store closes it."""
+    def __init__(self, url: str, prefix: str = "ma:", client: Any = None, revision_recheck: float = REVISION_RECHECK_SECONDS):
+        """`client` shares another store's connection (a shadow); that store closes it.
+        `revision_recheck`: see revision()."""
         # Typed as Any: redis-py types every reply as `bytes | str` whatever decode_responses says;
         # with decode_responses=False (ours) they are bytes.
         self.redis: Any = client if client is not None else aioredis.from_url(url, decode_responses=False)
@@ -218,6 +225,10 @@ class RedisViewStore(ViewStore):
         self._ready = self.redis.register_script(_READY)
         self._bump = self.redis.register_script(_BUMP)
         self._owns_connection = client is None
+        self.revision_recheck = revision_recheck
+        self._revision: int | None = None
+        self._revision_read_at = -float("inf")
+        self._revision_read: asyncio.Future[None] | None = None
 
     def _z(self, space: str, key: str) -> str:
         return f"{self.prefix}z:{space}:{key}"
@@ -290,10 +301,26 @@ class RedisViewStore(ViewStore):
 
     # -- query side ----------------------------------------------------------------------------
 
-    async def revision(self) -> int | None:
-        """One GET; None while no apply has set it (a new or flushed Redis): then nothing is kept."""
+    async def revision(self, spaces: Sequence[str]) -> int | None:
+        """The revision counter; None while no apply has set it (a new or flushed Redis): then
+        nothing is kept. Read at most every `revision_recheck` seconds (one GET shared by the
+        requests meanwhile): a GET per request cost a third of a kept answer's time, and a commit
+        is then seen at most that much later — on top of the projectors' own lag, which is
+        hundreds of milliseconds."""
+        now = time.monotonic()
+        if now - self._revision_read_at >= self.revision_recheck:
+            if self._revision_read is None:
+                self._revision_read = asyncio.ensure_future(self._read_revision(now))
+            try:
+                await asyncio.shield(self._revision_read)
+            finally:
+                self._revision_read = None
+        return self._revision
+
+    async def _read_revision(self, asked_at: float) -> None:
         value = await self.redis.get(f"{self.prefix}revision")
-        return int(value) if value is not None else None
+        self._revision = int(value) if value is not None else None
+        self._revision_read_at = asked_at
 
     async def top(self, space: str, keys: Mapping[str, float], offset: int, limit: int) -> list[tuple[str, float]]:
         if not keys:

@@ -201,7 +201,7 @@ class SQLiteViewStore(ViewStore):
         rows = await self.pool.run(self._query, statement, params)
         return [(row[0], row[1]) for row in rows]
 
-    async def revision(self) -> int:
+    async def revision(self, spaces: Sequence[str]) -> int:
         """SQLite's data_version on the read-only connection: it moves whenever another connection
         (the projectors', in this or any other process) commits to the views file."""
         return int(self._read_now("PRAGMA data_version", ())[0][0])

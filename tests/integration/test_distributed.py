@@ -62,6 +62,26 @@ def test_events_through_nginx_reach_popularity_with_catalog_metadata(services: S
     assert items[0]["id"] == "heat" and items[0]["categories"] == ["Crime"]
 
 
+def test_the_query_service_keeps_popularity_answers_only_until_a_commit(services: Services) -> None:
+    """Straight to the query service (no NGINX cache): its kept answers (queries/answers.py, the
+    Redis revision) give way to the projector's next commit, each time."""
+    queries = f"http://{services.stack.cfg.host}:{services.stack.cfg.query_port}"
+    kind, film = "series", f"kept-{uuid.uuid4().hex[:8]}"
+    url = f"{queries}/v1/popularity/{kind}?window=all&limit=1000"
+
+    def score() -> float | None:
+        status, _, body = http("GET", url)
+        assert status == 200, body
+        return {item["id"]: item["score"] for item in body["items"]}.get(film)
+
+    wait_for(lambda: http("GET", url)[0] == 200, what="the popularity view ready (a new run's view is built first)")
+    assert score() is None and score() is None  # asked twice: the second is a kept answer
+    for n in (1, 2, 3):
+        status, _, body = http("POST", f"{services.stack.gateway_url}/events", [legacy(f"k{n}", film, kind)])
+        assert status == 200 and body["appended"] == 1, body
+        wait_for(lambda n=n: score() == float(n), what=f"the query service's answer showing view {n} of {film}")
+
+
 def test_get_is_cached_and_post_never(services: Services) -> None:
     url = f"{services.stack.gateway_url}/v1/popularity/series?limit=3&offset={uuid.uuid4().int % 100_000}"
     first = http("GET", url)

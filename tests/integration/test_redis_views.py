@@ -121,7 +121,9 @@ def test_the_revision_moves_with_every_commit_and_never_returns_after_a_loss(red
     from projections.runner import Projector
 
     async def check() -> None:
-        store = RedisViewStore(redis_url, prefix=f"test:{uuid.uuid4().hex[:8]}:")
+        store = RedisViewStore(redis_url, prefix=f"test:{uuid.uuid4().hex[:8]}:", revision_recheck=0.0)
+        # a query process reads the counter at most every `revision_recheck` seconds
+        lagging = RedisViewStore(redis_url, prefix=store.prefix, client=store.redis, revision_recheck=3600.0)
         log = MemoryEventLog(partitions=1)
         projection = PopularityProjection(ActionWeights(DEFAULT_ACTION_WEIGHTS))
         projector = Projector(projection, log, store, batch_size=5)
@@ -131,25 +133,31 @@ def test_the_revision_moves_with_every_commit_and_never_returns_after_a_loss(red
                                                       item_type="movie", item_id="m1")])
 
         try:
-            assert await store.revision() is None
+            assert await store.revision(("popularity",)) is None
             seen = []
             for n in range(3):
                 await append(n)
                 await projector.catch_up()
-                seen.append(await store.revision())
+                seen.append(await store.revision(("popularity",)))
             assert None not in seen and seen == sorted(set(seen)), seen
-            assert await store.revision() == seen[-1]  # reads move nothing
+            assert await lagging.revision(("popularity",)) == seen[-1]
+            await append(3)
+            await projector.catch_up()
+            assert await lagging.revision(("popularity",)) == seen[-1]  # not read again within the hour
+            seen.append(await store.revision(("popularity",)))
+            assert seen[-1] > seen[-2]
+            assert await store.revision(("popularity",)) == seen[-1]  # reads move nothing
             await projector.replay()  # rebuilt in a shadow, then promoted
-            seen.append(await store.revision())
+            seen.append(await store.revision(("popularity",)))
             await store.drop(projection.name, projection.spaces)
-            seen.append(await store.revision())
+            seen.append(await store.revision(("popularity",)))
             assert seen == sorted(set(seen)), seen
             async for key in store.redis.scan_iter(match=f"{store.prefix}*"):  # the keys are lost (a flush)
                 await store.redis.delete(key)
-            assert await store.revision() is None
+            assert await store.revision(("popularity",)) is None
             await append(9)
             await projector.catch_up()
-            assert (await store.revision() or 0) > max(seen)
+            assert (await store.revision(("popularity",)) or 0) > max(seen)
         finally:
             async for key in store.redis.scan_iter(match=f"{store.prefix}*"):
                 await store.redis.delete(key)

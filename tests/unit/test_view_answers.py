@@ -77,18 +77,18 @@ async def test_store_revisions_move_with_commits_from_any_connection(tmp_path: P
     try:
         projection = PopularityProjection(ActionWeights(DEFAULT_ACTION_WEIGHTS))
         service = QueryService(reader, Settings(mode="embedded", data_dir=tmp_path), catalog=memory)
-        before = await reader.revision(), await memory.revision()
-        assert await service.revision() == before  # what the kept answers are checked against
-        assert (await reader.revision(), await memory.revision()) == before  # reads move nothing
+        before = await reader.revision(()), await memory.revision(())
+        assert await service.revision(("popularity",)) == before  # what the kept answers are checked against
+        assert (await reader.revision(()), await memory.revision(())) == before  # reads move nothing
         await log.append([InteractionRecorded.new(event_id="a", timestamp=from_unix(NOW), user_id="u",
                                                   item_type="movie", item_id="m")])
         for store in (writer, memory):
             await Projector(projection, log, store).catch_up()
-        after = await reader.revision(), await memory.revision()
+        after = await reader.revision(()), await memory.revision(())
         assert after[0] != before[0] and after[1] != before[1]
-        assert await service.revision() == after
+        assert await service.revision(("popularity",)) == after
         await writer.drop(projection.name, projection.spaces)
-        assert await reader.revision() != after[0]
+        assert await reader.revision(()) != after[0]
     finally:
         for store in (reader, writer):
             await store.close()
