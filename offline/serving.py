@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +197,13 @@ class ModelRuntime:
         return model
 
     # -- the port ---------------------------------------------------------------------------------
+
+    def revision(self) -> Hashable:
+        """What this runtime's answers depend on besides their arguments: which model versions are
+        in memory (or failed to load) and the content index's identity and generation."""
+        models = tuple(sorted((name, entry.version, entry.model is not None) for name, entry in self._loaded.items()))
+        index = self._index
+        return models, id(index), index.generation if index is not None else -1
 
     async def recommend(
         self, model: str, version: str, weights: Mapping[str, float], n: int,

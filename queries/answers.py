@@ -17,15 +17,17 @@ cannot tell its revision cheaply (None) gets no caching at all.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import cast
+from typing import Generic, TypeVar, cast
 
 from aiohttp import web
 from cachetools import LRUCache
 
 from kernel.http import json_response
 
+T = TypeVar("T")
 SECONDS_PER_DAY = 86_400
 #: Distinct (path, query) answers kept: item types × windows × limits × categories in practice.
 ENTRIES = 1024
@@ -52,3 +54,28 @@ class AnswerCache:
         response = json_response(await build())
         self._answers[key] = (revision, cast(bytes, response.body))
         return response
+
+
+#: Kept recommendation lists: (user, model, filters) combinations.
+RANKINGS = 8192
+
+
+class KeptRankings(Generic[T]):
+    """Per-user answers (a recommendation list) under the revision of everything they were built
+    from: the views and the catalog (the stores' revisions), the model name's current version and
+    the model runtime's state (a version loaded, the content index grown). The same argument as
+    AnswerCache: the revision is read before the answer is built, so an answer built from newer
+    data than its revision is never served. Callers get a shallow copy they may change."""
+
+    def __init__(self, entries: int = RANKINGS) -> None:
+        self._kept: LRUCache[Hashable, tuple[Hashable, T]] = LRUCache(entries)
+
+    async def get(self, key: Hashable, revision: Hashable | None, build: Callable[[], Awaitable[T]]) -> T:
+        if revision is None:
+            return await build()
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] == revision:
+            return copy.copy(kept[1])
+        answer = await build()
+        self._kept[key] = (revision, copy.copy(answer))
+        return answer

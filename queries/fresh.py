@@ -16,7 +16,7 @@ a slot no cold item qualifies for stays with the ranked list.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -33,6 +33,11 @@ T = TypeVar("T")
 class ModelRuntime(Protocol):
     """What the read side asks of the model runtime (offline/serving.py). Every method answers
     None or an empty list when it cannot, never raises for a missing or broken model."""
+
+    def revision(self) -> Hashable:
+        """A value that changes whenever an answer could change for the same arguments (a model
+        version loaded, the content index rebuilt or grown)."""
+        ...
 
     async def recommend(
         self, model: str, version: str, weights: Mapping[str, float], n: int,

@@ -15,10 +15,13 @@ from domain.item_types import ItemTypeRegistry
 from kernel.settings import Settings
 from projections import catalog as catalog_view
 from projections import history as history_view
+from projections import lists as lists_view
+from projections import matrix as matrix_view
 from projections import popularity as popularity_view
 from projections import recommendations as recommendations_view
 from projections.changes import ViewStore
 from projections.popularity import all_time_key
+from queries.answers import KeptRankings
 from queries.fresh import FreshReads, FreshUser, ModelRuntime, cold_slot_count, interleave
 from queries.lists import NO_EFFECTS, ListEffects, list_effects
 from queries.model_versions import ModelVersions
@@ -30,6 +33,11 @@ _SCAN_LIMIT = 20_000
 
 class NotFound(LookupError):
     """Nothing is known for what was asked; the message says what."""
+
+
+#: The view spaces a recommendation list reads, besides the catalog.
+RECOMMENDATION_SPACES = (lists_view.SPACE, matrix_view.SPACE, history_view.SPACE, recommendations_view.SPACE,
+                         recommendations_view.MODELS_SPACE, popularity_view.SPACE)
 
 
 @dataclass
@@ -60,6 +68,7 @@ class QueryService:
         self.versions = ModelVersions(store)  # each model name's current version, refreshed off the request path
         self.fresh = FreshReads(store, settings, self.versions) if runtime is not None else None
         self.registry: ItemTypeRegistry = item_types_of(settings)
+        self.kept: KeptRankings[Ranked] = KeptRankings()
 
     async def revision(self, spaces: Sequence[str]) -> tuple[Hashable, ...] | None:
         """What an answer built from these view spaces and the catalog depends on: the stores'
@@ -183,7 +192,24 @@ class QueryService:
         limit: int = 20,
         exclude: frozenset[str] = frozenset(),
     ) -> Ranked:
+        """The user's list, kept until anything it was built from changes (queries/answers.py)."""
         name = model or self.settings.default_model
+        return await self.kept.get(
+            (user_id, name, item_type, limit, exclude), await self._rankings_revision(name),
+            lambda: self._recommendations(user_id, name, item_type, limit, exclude),
+        )
+
+    async def _rankings_revision(self, name: str) -> Hashable | None:
+        views = await self.revision(RECOMMENDATION_SPACES)
+        if views is None:
+            return None
+        version = await self.versions.current(name)
+        runtime = self.runtime.revision() if self.runtime is not None else None
+        return views, version["model_version"] if version else None, runtime
+
+    async def _recommendations(
+        self, user_id: str, name: str, item_type: str | None, limit: int, exclude: frozenset[str]
+    ) -> Ranked:
         if item_type is not None:
             self.check_type(item_type)
         if name != self.settings.default_model and await self.versions.current(name) is None:

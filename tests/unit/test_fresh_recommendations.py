@@ -281,6 +281,30 @@ async def test_remembered_answers_are_the_answers_of_a_new_runtime(container) ->
     assert "movie:b-new" in dict(after[0])
 
 
+async def test_the_runtime_revision_moves_when_its_answers_could(container) -> None:
+    """Kept recommendation lists (queries/answers.py) are checked against ModelRuntime.revision: it
+    moves when a model version comes into memory and when the content index is built or grows,
+    and stays put otherwise."""
+    version = await trained(container, serving=False)
+    runtime = ModelRuntime(container.settings)
+    empty = runtime.revision()
+    assert await runtime.model("default", version) is not None or await wait_until(
+        lambda: _loaded(runtime, version), timeout=10.0)
+    loaded = runtime.revision()
+    assert loaded != empty and runtime.revision() == loaded
+    runtime.catalog_changed(catalog_docs())
+    await runtime.content_index()
+    built = runtime.revision()
+    assert built != loaded
+    runtime.catalog_changed({"movie:a-new": {"title": "Comedy number new", "categories": ["Comedy"]}})
+    await runtime.content_index()  # the new item is added to the index at the next use
+    assert runtime.revision() not in (built, loaded, empty)
+
+
+async def _loaded(runtime: ModelRuntime, version: str) -> bool:
+    return runtime.loaded("default", version) is not None
+
+
 def test_cold_slot_rule() -> None:
     assert cold_slot_count(20, 0.1) == 2 and cold_slot_count(10, 0.1) == 1 and cold_slot_count(20, 0.0) == 0
     assert cold_positions(20, 2) == [4, 14] and cold_positions(5, 1) == [2] and cold_positions(10, 1) == [4]
