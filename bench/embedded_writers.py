@@ -11,6 +11,10 @@ read alone, before the writers start, is the yardstick. After the writers stop, 
 gauge `movieaugur_projection_lag_events` (summed over projections and partitions) is polled until
 it is 0: the lag at the end and the time to catch up are reported.
 
+`--split` serves the same embedded state from two processes once the demo has loaded and trained:
+`movieaugur serve --role commands --role queries` and `movieaugur serve --role projectors`
+(docs/operations.md, "Scaling").
+
 Needs wrk (`bash scripts/setup.sh bench`).
 """
 
@@ -83,6 +87,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500, help="events per POST")
     parser.add_argument("--readers", type=int, default=4, help="concurrent reader connections")
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--split", action="store_true",
+                        help="after the demo has loaded and trained, serve the same embedded state with the "
+                             "projectors in a process of their own (`movieaugur serve --role commands --role "
+                             "queries` beside `movieaugur serve --role projectors`)")
     parser.add_argument("--smoke", action="store_true", help="2 s, 4 writers of 50 events: checks the script works")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -94,12 +102,23 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(folder / "server.log", "w")
+    executable = str(Path(sys.executable).with_name("movieaugur"))
     process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("movieaugur")), "demo", "--port", str(port), "--data-dir", str(folder / "state")],
+        [executable, "demo", "--port", str(port), "--data-dir", str(folder / "state")],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
     )
+    processes = [process]
     try:
         wait_ready(url, process)
+        if args.split:
+            process.terminate()
+            process.wait(timeout=60)
+            env = {**os.environ, "MOVIEAUGUR_MODE": "embedded", "MOVIEAUGUR_DATA_DIR": str(folder / "state")}
+            process = subprocess.Popen([executable, "serve", "--role", "commands", "--role", "queries", "--port", str(port)],
+                                       stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+            processes = [process, subprocess.Popen([executable, "serve", "--role", "projectors", "--port", str(free_port())],
+                                                   stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)]
+            wait_ready(url, process)
         say(f"reads alone: {args.readers} connections, {args.seconds}s")
         alone = parse_wrk(wrk(url, args.readers, args.seconds, path=READ_PATH).communicate()[0])
         script = folder / "write.lua"
@@ -125,7 +144,7 @@ def main() -> None:
         load_after = os.getloadavg()
         events_per_s = written["rps"] * args.batch
         summary = {
-            "writers": args.writers, "batch": args.batch, "readers": args.readers, "seconds": args.seconds,
+            "split": args.split, "writers": args.writers, "batch": args.batch, "readers": args.readers, "seconds": args.seconds,
             "write": written, "events_per_s": events_per_s, "reads_alone": alone, "reads_during": during,
             "lag_at_stop_offsets": behind, "catch_up_seconds": caught_up,
             "loadavg_before": load_before, "loadavg_after": load_after,
@@ -143,8 +162,10 @@ def main() -> None:
                   + (f"{caught_up:.1f} s." if caught_up is not None else "more than 300 s."))
         emit(summary, table, str(args.json) if args.json else None)
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        for running in processes:
+            running.terminate()
+        for running in processes:
+            running.wait(timeout=60)
         log.close()
         shutil.rmtree(folder, ignore_errors=True)
 
