@@ -29,7 +29,8 @@ is linear, so all dislikes cost one sparse mat-vec over the catalog.)
 
 Answers are remembered. A fold-in ranking and a cold-item ranking are pure functions of the model
 version, the content index's generation, the user's weights and the request's filters, so the last
-ANSWER_CACHE_ENTRIES of each are kept under exactly those inputs: a user who asks again without
+ANSWER_PAIRS (key, score) pairs of each are kept under exactly those inputs (the weights and
+exclusions by a digest, so a heavy user's history does not sit in the keys): a user who asks again without
 having interacted since (the common case: a page reload, the next page of a carousel) costs no
 solve, no scoring and no thread hop. Nothing is invalidated by time: a new interaction changes the
 weights, a new version or catalog change changes the key, and the caches are emptied when a model
@@ -39,6 +40,7 @@ is loaded or the index rebuilt (the keys name the version, not the object).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Collection, Hashable, Mapping
@@ -46,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from cachetools import LRUCache
 
 from kernel.settings import Settings
@@ -61,8 +64,8 @@ REFIT_MIN_ROWS = 256
 REFIT_SHARE = 0.25
 REFIT_UNKNOWN_LABELS_AFTER_SECONDS = 10.0
 MAX_DISLIKES = 20
-#: Remembered answers per kind (fold-in, cold items); each is at most a few hundred (key, score) pairs.
-ANSWER_CACHE_ENTRIES = 4096
+#: Remembered (key, score) pairs per kind (fold-in, cold items): an answer is at most 64 × limit.
+ANSWER_PAIRS = 500_000
 
 Scored = list[tuple[str, float]]
 
@@ -95,8 +98,10 @@ class ModelRuntime:
         self._maps: dict[int, tuple[FoldInModel, int, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._last_dislikes: tuple[tuple[Any, ...], np.ndarray] | None = None
         self._last_scores: tuple[tuple[Any, ...], np.ndarray] | None = None  # a request that widens reuses them
-        self._ranked: LRUCache[tuple[Any, ...], tuple[tuple[str, float], ...]] = LRUCache(ANSWER_CACHE_ENTRIES)
-        self._cold: LRUCache[tuple[Any, ...], tuple[tuple[tuple[str, float], ...], bool]] = LRUCache(ANSWER_CACHE_ENTRIES)
+        self._ranked: LRUCache[tuple[Any, ...], tuple[tuple[str, float], ...]] = LRUCache(
+            ANSWER_PAIRS, getsizeof=lambda ranked: len(ranked) + 1)
+        self._cold: LRUCache[tuple[Any, ...], tuple[tuple[tuple[str, float], ...], bool]] = LRUCache(
+            ANSWER_PAIRS, getsizeof=lambda cold: len(cold[0]) + 1)
 
     # -- the catalog ------------------------------------------------------------------------------
 
@@ -202,8 +207,7 @@ class ModelRuntime:
         """What this runtime's answers depend on besides their arguments: which model versions are
         in memory (or failed to load) and the content index's identity and generation."""
         models = tuple(sorted((name, entry.version, entry.model is not None) for name, entry in self._loaded.items()))
-        index = self._index
-        return models, id(index), index.generation if index is not None else -1
+        return models, _index_tag(self._index)
 
     async def recommend(
         self, model: str, version: str, weights: Mapping[str, float], n: int,
@@ -216,12 +220,12 @@ class ModelRuntime:
             return None
         dislikes = self._dislikes(weights) if self.settings.dislike_penalty > 0 else {}
         index = await self.content_index() if dislikes else None
-        excluded, weighted = frozenset(exclude), frozenset(weights.items())
-        answer_key = (model, version, n, item_type, excluded, weighted, index.generation if index is not None else -1)
+        inputs = (item_type, _digest(weights, exclude), _index_tag(index))
+        answer_key = (model, version, n, *inputs)
         remembered = self._ranked.get(answer_key)
         if remembered is not None:
             return list(remembered)
-        key = (id(fold), item_type, excluded, weighted)
+        key = (id(fold), *inputs)
         if self._last_scores is not None and self._last_scores[0] == key:  # the same request, wider
             scores = self._last_scores[1]
         else:
@@ -231,7 +235,8 @@ class ModelRuntime:
             scores = computed
             self._last_scores = (key, scores)
         ranked = tuple((fold.keys[i], float(scores[i])) for i in top_k(scores, n))
-        self._ranked[answer_key] = ranked
+        if len(ranked) < ANSWER_PAIRS:
+            self._ranked[answer_key] = ranked
         return list(ranked)
 
     def _scores(
@@ -269,12 +274,14 @@ class ModelRuntime:
         fold = self.loaded(model, version) if version else None
         if fold is None and version and self.settings.fold_in:
             fold = await self.model(model, version)
-        answer_key = (model, version if fold is not None else None, index.generation, n, item_type,
-                      frozenset(exclude), frozenset(weights.items()))
+        # the index as fetched above, even if a rebuild swapped in another meanwhile: its tag keys the answer
+        answer_key = (model, version if fold is not None else None, _index_tag(index), n, item_type,
+                      _digest(weights, exclude))
         remembered = self._cold.get(answer_key)
         if remembered is None:
             remembered = self._cold_ranking(index, fold, weights, n, item_type, exclude)
-            self._cold[answer_key] = remembered
+            if len(remembered[0]) < ANSWER_PAIRS:
+                self._cold[answer_key] = remembered
         return list(remembered[0]), remembered[1]
 
     def _cold_ranking(
@@ -347,3 +354,14 @@ class ModelRuntime:
             self._maps = {k: v for k, v in self._maps.items() if k in live}
             self._maps[id(fold)] = cached
         return cached[2], cached[3], cached[4]
+
+
+def _index_tag(index: ContentIndex | None) -> tuple[int, int]:
+    """Which content index, in which state: (serial, generation); (0, -1) for none."""
+    return (index.serial, index.generation) if index is not None else (0, -1)
+
+
+def _digest(weights: Mapping[str, float], exclude: Collection[str]) -> bytes:
+    """A short, collision-resistant name for a user's weights and a request's exclusions."""
+    content = orjson.dumps([sorted(weights.items()), sorted(exclude)])
+    return hashlib.blake2b(content, digest_size=16).digest()

@@ -29,35 +29,40 @@ from kernel.http import json_response
 
 T = TypeVar("T")
 SECONDS_PER_DAY = 86_400
-#: Distinct (path, query) answers kept: item types × windows × limits × categories in practice.
-ENTRIES = 1024
+#: Bytes of serialised answers kept per query process (an answer is at most a few hundred KB).
+ANSWER_BYTES = 64 * 2**20
+#: Items of kept recommendation lists per query process (each a hydrated item, about 1 KB).
+KEPT_ITEMS = 100_000
 
 Build = Callable[[], Awaitable[object]]
 Revision = Callable[[Sequence[str]], Awaitable["Hashable | None"]]
 
 
 class AnswerCache:
-    def __init__(self, revision: Revision, entries: int = ENTRIES) -> None:
-        self._revision = revision
-        self._answers: LRUCache[tuple[str, str, int], tuple[Hashable, bytes]] = LRUCache(entries)
+    """Serialised answers by the route's *validated* parameters, so that two spellings of one
+    query share an answer and two queries never do (the raw query string is decoded only in part:
+    `%26` and `%2526` came out alike); parameters a route ignores do not make entries."""
 
-    async def json(self, request: web.Request, spaces: Sequence[str], build: Build) -> web.Response:
-        """The JSON answer to `request`, which reads the view `spaces` (and the catalog): kept, or
-        built by `build` (the answer's data) and kept."""
+    def __init__(self, revision: Revision, max_bytes: int = ANSWER_BYTES) -> None:
+        self._revision = revision
+        self._answers: LRUCache[Hashable, tuple[Hashable, bytes]] = LRUCache(
+            max_bytes, getsizeof=lambda kept: len(kept[1]) + 200)
+
+    async def json(self, key: Hashable, spaces: Sequence[str], build: Build) -> web.Response:
+        """The JSON answer for `key` (the route and its validated parameters), which reads the view
+        `spaces` (and the catalog): kept, or built by `build` (the answer's data) and kept."""
         revision = await self._revision(spaces)
         if revision is None:
             return json_response(await build())
-        key = (request.path, request.query_string, int(time.time() // SECONDS_PER_DAY))
-        kept = self._answers.get(key)
+        dated = (key, int(time.time() // SECONDS_PER_DAY))
+        kept = self._answers.get(dated)
         if kept is not None and kept[0] == revision:
             return web.Response(body=kept[1], content_type="application/json")
         response = json_response(await build())
-        self._answers[key] = (revision, cast(bytes, response.body))
+        body = cast(bytes, response.body)
+        if len(body) + 200 <= self._answers.maxsize:
+            self._answers[dated] = (revision, body)
         return response
-
-
-#: Kept recommendation lists: (user, model, filters) combinations.
-RANKINGS = 8192
 
 
 class KeptRankings(Generic[T]):
@@ -65,10 +70,13 @@ class KeptRankings(Generic[T]):
     from: the views and the catalog (the stores' revisions), the model name's current version and
     the model runtime's state (a version loaded, the content index grown). The same argument as
     AnswerCache: the revision is read before the answer is built, so an answer built from newer
-    data than its revision is never served. Callers get a shallow copy they may change."""
+    data than its revision is never served. Bounded by `size` (items) in total, not by entries:
+    user ids and exclusions come from clients. Callers get a shallow copy: they may set its
+    fields, not change the lists and documents in it, which the kept one shares."""
 
-    def __init__(self, entries: int = RANKINGS) -> None:
-        self._kept: LRUCache[Hashable, tuple[Hashable, T]] = LRUCache(entries)
+    def __init__(self, size: Callable[[T], int], max_size: int = KEPT_ITEMS) -> None:
+        self._kept: LRUCache[Hashable, tuple[Hashable, T]] = LRUCache(
+            max_size, getsizeof=lambda kept: size(kept[1]) + 1)
 
     async def get(self, key: Hashable, revision: Hashable | None, build: Callable[[], Awaitable[T]]) -> T:
         if revision is None:
@@ -77,5 +85,7 @@ class KeptRankings(Generic[T]):
         if kept is not None and kept[0] == revision:
             return copy.copy(kept[1])
         answer = await build()
-        self._kept[key] = (revision, copy.copy(answer))
+        entry = (revision, copy.copy(answer))
+        if self._kept.getsizeof(entry) <= self._kept.maxsize:
+            self._kept[key] = entry
         return answer

@@ -82,10 +82,12 @@ def _v1(ranked: Ranked, **fields: object) -> dict:
 async def legacy_popularity(request: web.Request) -> web.Response:
     query = params(request, LegacyListParams)
 
-    async def build() -> object:
-        return await request.app[SERVICE].legacy_popularity(request.match_info["object_type"], query.limit)
+    object_type = request.match_info["object_type"]
 
-    return await request.app[ANSWERS].json(request, POPULARITY_SPACES, build)
+    async def build() -> object:
+        return await request.app[SERVICE].legacy_popularity(object_type, query.limit)
+
+    return await request.app[ANSWERS].json(("popularity", object_type, query.model_dump_json()), POPULARITY_SPACES, build)
 
 
 async def legacy_recommendations(request: web.Request) -> web.Response:
@@ -115,7 +117,7 @@ async def popularity(request: web.Request) -> web.Response:
         window = q.window or request.app[SERVICE].settings.default_window
         return _v1(ranked, item_type=item_type, window=window, offset=q.offset)
 
-    return await request.app[ANSWERS].json(request, POPULARITY_SPACES, build)
+    return await request.app[ANSWERS].json(("v1/popularity", item_type, q.model_dump_json()), POPULARITY_SPACES, build)
 
 
 async def recommendations(request: web.Request) -> web.Response:

@@ -68,7 +68,7 @@ class QueryService:
         self.versions = ModelVersions(store)  # each model name's current version, refreshed off the request path
         self.fresh = FreshReads(store, settings, self.versions) if runtime is not None else None
         self.registry: ItemTypeRegistry = item_types_of(settings)
-        self.kept: KeptRankings[Ranked] = KeptRankings()
+        self.kept: KeptRankings[Ranked] = KeptRankings(size=lambda ranked: len(ranked.items))
 
     async def revision(self, spaces: Sequence[str]) -> tuple[Hashable, ...] | None:
         """What an answer built from these view spaces and the catalog depends on: the stores'

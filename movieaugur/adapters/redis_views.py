@@ -194,6 +194,11 @@ return 1
 REVISION_RECHECK_SECONDS = 0.02
 
 
+def _retrieved(read: asyncio.Future[None]) -> None:
+    if not read.cancelled():
+        read.exception()
+
+
 def _encode_change(change: Change) -> list[Any]:
     if isinstance(change, ScoreAdd):
         return ["add", change.space, change.key, change.member, change.delta]
@@ -226,7 +231,7 @@ class RedisViewStore(ViewStore):
         self._bump = self.redis.register_script(_BUMP)
         self._owns_connection = client is None
         self.revision_recheck = revision_recheck
-        self._revision: int | None = None
+        self._revision: tuple[str, int] | None = None
         self._revision_read_at = -float("inf")
         self._revision_read: asyncio.Future[None] | None = None
 
@@ -269,6 +274,15 @@ class RedisViewStore(ViewStore):
         return bool(await self.redis.hexists(f"{self.prefix}t:{projection}", "~ready"))
 
     async def drop(self, projection: str, spaces: Sequence[str]) -> None:
+        # the revision moves before the first key goes (answers kept from the full view end) and
+        # again after the last (also when the drop failed half-way)
+        await self._bump(args=[self.prefix])
+        try:
+            await self._drop(projection, spaces)
+        finally:
+            await self._bump(args=[self.prefix])
+
+    async def _drop(self, projection: str, spaces: Sequence[str]) -> None:
         doomed = [f"{self.prefix}t:{projection}"]
         async for key in self.redis.scan_iter(match=f"{self.prefix}g:{projection}:*", count=1000):
             doomed.append(key)
@@ -279,7 +293,6 @@ class RedisViewStore(ViewStore):
                 doomed.append(key)
         for start in range(0, len(doomed), 500):
             await self.redis.delete(*doomed[start : start + 500])
-        await self._bump(args=[self.prefix])
 
     # -- replay into a fresh view, then swap ----------------------------------------------------
 
@@ -301,25 +314,29 @@ class RedisViewStore(ViewStore):
 
     # -- query side ----------------------------------------------------------------------------
 
-    async def revision(self, spaces: Sequence[str]) -> int | None:
-        """The revision counter; None while no apply has set it (a new or flushed Redis): then
-        nothing is kept. Read at most every `revision_recheck` seconds (one GET shared by the
-        requests meanwhile): a GET per request cost a third of a kept answer's time, and a commit
-        is then seen at most that much later — on top of the projectors' own lag, which is
-        hundreds of milliseconds."""
-        now = time.monotonic()
-        if now - self._revision_read_at >= self.revision_recheck:
-            if self._revision_read is None:
-                self._revision_read = asyncio.ensure_future(self._read_revision(now))
-            try:
-                await asyncio.shield(self._revision_read)
-            finally:
-                self._revision_read = None
+    async def revision(self, spaces: Sequence[str]) -> tuple[str, int] | None:
+        """(the server's run id, the revision counter); None while no apply has set the counter (a
+        new or flushed Redis): then nothing is kept. The run id changes with every restart and
+        failover, where a counter restored from a snapshot or a replica could repeat values it had
+        before. Read at most every `revision_recheck` seconds, one read at a time, shared by the
+        requests meanwhile: a read per request cost a third of a kept answer's time, and a commit
+        is then seen at most that much later, on top of the projectors' own lag (hundreds of
+        milliseconds)."""
+        asked_at = time.monotonic()
+        if asked_at - self._revision_read_at >= self.revision_recheck:
+            read = self._revision_read
+            if read is None or read.done():
+                read = self._revision_read = asyncio.ensure_future(self._read_revision(asked_at))
+                read.add_done_callback(_retrieved)  # a failure nobody waited for is not logged as lost
+            await asyncio.shield(read)
         return self._revision
 
     async def _read_revision(self, asked_at: float) -> None:
-        value = await self.redis.get(f"{self.prefix}revision")
-        self._revision = int(value) if value is not None else None
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(f"{self.prefix}revision")
+            pipe.info("server")
+            value, server = await pipe.execute()
+        self._revision = (str(server.get("run_id")), int(value)) if value is not None else None
         self._revision_read_at = asked_at
 
     async def top(self, space: str, keys: Mapping[str, float], offset: int, limit: int) -> list[tuple[str, float]]:

@@ -24,6 +24,7 @@ in [0, 1].
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
@@ -123,14 +124,19 @@ class ContentModel:
         return sp.csr_matrix(out, dtype=np.float32)
 
 
+_SERIALS = itertools.count(1)
+
+
 class ContentIndex:
     """Every catalogued item's content vector by "type:id" key.
 
     Rows are append-only: a changed item gets a new row and its old one is marked dead, so an update
     costs one transform, never a refit. ``generation`` changes with every update (callers cache
-    anything derived from the rows by it)."""
+    anything derived from the rows by it); ``serial`` tells indexes of one process apart (a new
+    index starts at a generation an older one had)."""
 
     def __init__(self, model: ContentModel) -> None:
+        self.serial = next(_SERIALS)
         self.model = model
         self.keys: list[str] = []
         self.row: dict[str, int] = {}

@@ -63,6 +63,48 @@ async def test_popularity_answers_follow_every_commit(client, container) -> None
                for b in third.values()), third
 
 
+async def test_queries_that_differ_only_in_their_encoding_do_not_share_an_answer(client, container) -> None:
+    """`%26` is "&" and `%2526` is a literal "%26": the raw query string decodes both alike, so a
+    key on it let one category's empty answer stand in for the other's."""
+    assert (await client.put("/v1/items/movie/m1", json={"title": "One", "categories": ["Action & Adventure"]})).status == 200
+    assert (await client.post("/v1/events", json=[event("1", "u1", "m1")])).status == 200
+    await settle(container)
+    for _ in range(2):  # the other spelling first, then the real one; twice, so the second read is a kept one
+        literal = await client.get("/v1/popularity/movie?window=all&category=Action%20%2526%20Adventure")
+        assert ids(await literal.json()) == []
+        real = await client.get("/v1/popularity/movie?window=all&category=Action%20%26%20Adventure")
+        assert ids(await real.json()) == ["m1"]
+        same = await client.get("/v1/popularity/movie?category=Action+%26+Adventure&window=all")
+        assert ids(await same.json()) == ["m1"]  # another spelling of the same query
+
+
+async def test_kept_lists_are_kept_apart_by_every_parameter(tmp_path: Path) -> None:
+    """One user's recommendation lists for other limits, types, exclusions and models are other
+    answers; asked twice each, in turns, every answer is the same as a fresh service's."""
+    from movieaugur.app import create_app
+    from movieaugur.bootstrap import bootstrap
+    from tests.conftest import serve
+    from tests.unit.test_fresh_recommendations import trained
+
+    container = await bootstrap(Settings(mode="embedded", data_dir=tmp_path / "state"))
+    try:
+        async with serve(create_app(container)) as client:
+            await trained(container)
+            queries = ["?limit=5", "?limit=3", "?limit=5&exclude=movie:a1,movie:a2", "?limit=5&item_type=movie",
+                       "?limit=5&model=default", "?limit=12"]
+            first = {}
+            for query in queries:
+                body = await (await client.get(f"/v1/users/ua1/recommendations{query}")).json()
+                first[query] = ids(body)
+            assert len(first["?limit=3"]) == 3 and len(first["?limit=5"]) == 5  # (cold slots differ by limit)
+            assert len(first["?limit=12"]) == 12
+            assert not {"a1", "a2"} & set(first["?limit=5&exclude=movie:a1,movie:a2"])
+            for query in queries:  # again: kept answers, each its own
+                assert ids(await (await client.get(f"/v1/users/ua1/recommendations{query}")).json()) == first[query], query
+    finally:
+        await container.close()
+
+
 async def test_an_unknown_type_is_a_404_every_time(client, container) -> None:
     for _ in range(2):  # errors are not kept
         assert (await client.get("/popularity/podcast")).status == 404
