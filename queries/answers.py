@@ -3,10 +3,13 @@
 Why: the popularity routes answer the same bytes to everyone until a projector commits (they read
 one or a few sorted sets, hydrate up to 100 items from the catalog and serialise them: 300–600 µs
 of Python per request, against 100 µs for the server's own /healthz). Keeping the serialised
-answer under the request's path and query, and the views' revision (`QueryService.revision`: the
-view store's and the catalog's `ViewStore.revision`), makes every read between two commits a
+answer under the route's validated parameters and the views' revision (`QueryService.revision`:
+the view store's and the catalog's `ViewStore.revision`), makes every read between two commits a
 dictionary lookup — also while ingest runs, when a projector commits a few times a second and
 hundreds of reads share each answer.
+
+Recommendation lists are kept the same way (`KeptAnswers`, used by queries/service.py), under the
+revision plus the model version and the model runtime's state.
 
 Correctness: an answer is stored under the revision read *before* it was built. If a view changed
 while it was built, the revision has already moved past the one it is stored under, and that
@@ -38,43 +41,14 @@ Build = Callable[[], Awaitable[object]]
 Revision = Callable[[Sequence[str]], Awaitable["Hashable | None"]]
 
 
-class AnswerCache:
-    """Serialised answers by the route's *validated* parameters, so that two spellings of one
-    query share an answer and two queries never do (the raw query string is decoded only in part:
-    `%26` and `%2526` came out alike); parameters a route ignores do not make entries."""
+class KeptAnswers(Generic[T]):
+    """Answers under the revision of everything they were built from. The revision is read before
+    an answer is built, so an answer built from newer data than its revision is never served.
+    Bounded by `size` in total (bytes, items), not by entries: keys come from clients. Callers get
+    a shallow copy: they may set its fields, not change the lists and documents in it, which the
+    kept one shares."""
 
-    def __init__(self, revision: Revision, max_bytes: int = ANSWER_BYTES) -> None:
-        self._revision = revision
-        self._answers: LRUCache[Hashable, tuple[Hashable, bytes]] = LRUCache(
-            max_bytes, getsizeof=lambda kept: len(kept[1]) + 200)
-
-    async def json(self, key: Hashable, spaces: Sequence[str], build: Build) -> web.Response:
-        """The JSON answer for `key` (the route and its validated parameters), which reads the view
-        `spaces` (and the catalog): kept, or built by `build` (the answer's data) and kept."""
-        revision = await self._revision(spaces)
-        if revision is None:
-            return json_response(await build())
-        dated = (key, int(time.time() // SECONDS_PER_DAY))
-        kept = self._answers.get(dated)
-        if kept is not None and kept[0] == revision:
-            return web.Response(body=kept[1], content_type="application/json")
-        response = json_response(await build())
-        body = cast(bytes, response.body)
-        if len(body) + 200 <= self._answers.maxsize:
-            self._answers[dated] = (revision, body)
-        return response
-
-
-class KeptRankings(Generic[T]):
-    """Per-user answers (a recommendation list) under the revision of everything they were built
-    from: the views and the catalog (the stores' revisions), the model name's current version and
-    the model runtime's state (a version loaded, the content index grown). The same argument as
-    AnswerCache: the revision is read before the answer is built, so an answer built from newer
-    data than its revision is never served. Bounded by `size` (items) in total, not by entries:
-    user ids and exclusions come from clients. Callers get a shallow copy: they may set its
-    fields, not change the lists and documents in it, which the kept one shares."""
-
-    def __init__(self, size: Callable[[T], int], max_size: int = KEPT_ITEMS) -> None:
+    def __init__(self, size: Callable[[T], int], max_size: int) -> None:
         self._kept: LRUCache[Hashable, tuple[Hashable, T]] = LRUCache(
             max_size, getsizeof=lambda kept: size(kept[1]) + 1)
 
@@ -89,3 +63,24 @@ class KeptRankings(Generic[T]):
         if self._kept.getsizeof(entry) <= self._kept.maxsize:
             self._kept[key] = entry
         return answer
+
+
+class AnswerCache:
+    """Serialised view-only answers by the route's *validated* parameters, so that two spellings
+    of one query share an answer and two queries never do (the raw query string is decoded only in
+    part: `%26` and `%2526` came out alike); parameters a route ignores do not make entries."""
+
+    def __init__(self, revision: Revision, max_bytes: int = ANSWER_BYTES) -> None:
+        self._revision = revision
+        self._kept: KeptAnswers[bytes] = KeptAnswers(size=len, max_size=max_bytes)
+
+    async def json(self, key: Hashable, spaces: Sequence[str], build: Build) -> web.Response:
+        """The JSON answer for `key` (the route and its validated parameters), which reads the view
+        `spaces` (and the catalog): kept, or built by `build` (the answer's data) and kept."""
+
+        async def serialised() -> bytes:
+            return cast(bytes, json_response(await build()).body)
+
+        dated = (key, int(time.time() // SECONDS_PER_DAY))
+        body = await self._kept.get(dated, await self._revision(spaces), serialised)
+        return web.Response(body=body, content_type="application/json")

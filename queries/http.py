@@ -81,7 +81,6 @@ def _v1(ranked: Ranked, **fields: object) -> dict:
 
 async def legacy_popularity(request: web.Request) -> web.Response:
     query = params(request, LegacyListParams)
-
     object_type = request.match_info["object_type"]
 
     async def build() -> object:

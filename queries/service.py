@@ -21,7 +21,7 @@ from projections import popularity as popularity_view
 from projections import recommendations as recommendations_view
 from projections.changes import ViewStore
 from projections.popularity import all_time_key
-from queries.answers import KeptRankings
+from queries.answers import KEPT_ITEMS, KeptAnswers
 from queries.fresh import FreshReads, FreshUser, ModelRuntime, cold_slot_count, interleave
 from queries.lists import NO_EFFECTS, ListEffects, list_effects
 from queries.model_versions import ModelVersions
@@ -68,16 +68,15 @@ class QueryService:
         self.versions = ModelVersions(store)  # each model name's current version, refreshed off the request path
         self.fresh = FreshReads(store, settings, self.versions) if runtime is not None else None
         self.registry: ItemTypeRegistry = item_types_of(settings)
-        self.kept: KeptRankings[Ranked] = KeptRankings(size=lambda ranked: len(ranked.items))
+        self.kept: KeptAnswers[Ranked] = KeptAnswers(size=lambda ranked: len(ranked.items), max_size=KEPT_ITEMS)
 
     async def revision(self, spaces: Sequence[str]) -> tuple[Hashable, ...] | None:
         """What an answer built from these view spaces and the catalog depends on: the stores'
         revisions (ViewStore.revision); None when one cannot tell."""
-        revisions = [await self.store.revision(spaces)]
-        if self.catalog is not self.store:
-            revisions.append(await self.catalog.revision((catalog_view.SPACE,)))
-        elif catalog_view.SPACE not in spaces:
-            revisions.append(await self.store.revision((catalog_view.SPACE,)))
+        if self.catalog is self.store:  # one question for both
+            revisions = [await self.store.revision((*spaces, catalog_view.SPACE))]
+        else:
+            revisions = [await self.store.revision(spaces), await self.catalog.revision((catalog_view.SPACE,))]
         return None if None in revisions else tuple(revisions)
 
     def check_type(self, item_type: str) -> None:
