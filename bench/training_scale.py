@@ -163,14 +163,15 @@ def jvm_peak_mb() -> float:
     return peak
 
 
-async def child(n: int, engine: str, work: Path, budget: float, via_log: int, repeats: int) -> dict[str, Any]:
+async def child(
+    n: int, engine: str, work: Path, budget: float, via_log: int, repeats: int, quality_check: bool = False
+) -> dict[str, Any]:
     from domain.configuration import weights_of
     from kernel.settings import Settings
     from movieaugur.adapters.sqlite_log import SQLiteEventLog
-    from offline.training.holdout import split_matrix
     from offline.training.interaction_matrix import load_interactions
     from offline.training.models import Popularity
-    from offline.training.pipeline import DEFAULT_MEMORY_BUDGET, _choose, _engine, _holdout_metrics, _publish, gate_users
+    from offline.training.pipeline import DEFAULT_MEMORY_BUDGET, _choose, _engine, _holdout_metrics, _publish, gate_split
     from offline.training.snapshot import SnapshotBuilder, load_matrix
 
     weights = weights_of(Settings())
@@ -215,8 +216,9 @@ async def child(n: int, engine: str, work: Path, budget: float, via_log: int, re
     out["load_events_per_s"] = round(loaded.rows / seconds["load (snapshot)"])
 
     mark = time.perf_counter()
-    train, test = split_matrix(matrix.matrix, 0)
-    test.data[:] = 1.0
+    gate = gate_split(matrix.matrix, 0)
+    train, test = gate.train, gate.test
+    out["held_out_share"], out["refit"] = round(gate.held_out_share, 4), gate.refit
     stage("split", mark)
 
     def quiet(message: str) -> None:
@@ -232,13 +234,17 @@ async def child(n: int, engine: str, work: Path, budget: float, via_log: int, re
         out["selected"] = {"kind": choice.kind, "params": choice.params}
         params = dict(FIXED_ALS)  # the fit stages use one fixed ALS so engines and sizes compare
         mark = time.perf_counter()
-        candidate = make("als", params, None).fit(train)
-        rows = gate_users(test, 0)
-        out["gate_users"] = len(rows)
-        metrics = _holdout_metrics(candidate, train, test, rows)
-        baseline = _holdout_metrics(Popularity().fit(train), train, test, rows)
-        del candidate
+        candidate = make("als", params, "default").fit(train)
+        out["gate_users"] = len(gate.rows)
+        metrics = _holdout_metrics(candidate, train, test, gate.rows)
+        baseline = _holdout_metrics(Popularity().fit(train), train, test, gate.rows)
         stage("gate (fit on 80 % + evaluate)", mark)
+        if not gate.refit:  # what the pipeline publishes then (pipeline.publishable): the gated model
+            mark = time.perf_counter()
+            candidate.refresh_users(gate.rows, matrix.matrix)
+            stage("refresh gated users", mark)
+        else:
+            del candidate
         out["ndcg@100"], out["popularity ndcg@100"] = round(metrics["ndcg@100"], 4), round(baseline["ndcg@100"], 4)
         # Ours and the raw fit take turns (machine load hits both alike); medians are reported.
         fits, raws = [], []
@@ -255,15 +261,45 @@ async def child(n: int, engine: str, work: Path, budget: float, via_log: int, re
         say(f"  {n:,} {engine}: fit {fits} vs raw implicit {raws}, peak RSS {rss['fit']:,.0f} MB")
         if engine == "spark":
             out["jvm_peak_mb"] = round(jvm_peak_mb(), 1)
-    publish_log = SQLiteEventLog(work / "published.sqlite")
-    mark = time.perf_counter()
-    published = await _publish(publish_log, model, matrix, "default", "v1", 100, lambda _m: None)
-    stage("publish", mark)
-    out["published_users"] = published
-    await publish_log.close()
+        if quality_check:
+            out["sampled_gate_quality"] = sampled_gate_quality(matrix.matrix, params, make)
+            say(f"  {n:,} {engine}: sampled gate quality {out['sampled_gate_quality']}")
+    if not gate.refit:
+        model = candidate
+    for per_user, name in ((100, "publish"), (0, "publish (no user lists)")):
+        publish_log = SQLiteEventLog(work / f"published-{per_user}.sqlite")
+        mark = time.perf_counter()
+        published = await _publish(publish_log, model, matrix, "default", "v1", per_user, lambda _m: None)
+        stage(name, mark)
+        await publish_log.close()
+        if per_user:
+            out["published_users"] = published
     await log.close()
     out["peak_rss_mb"] = round(rss_mb(), 1)
     return out
+
+
+def sampled_gate_quality(X: Any, params: dict[str, Any], make: Any) -> dict[str, Any]:
+    """Does publishing the gated model (no refit) cost quality? Nested check: an outer hold-out
+    (contract §5's split of a seeded sample of GATE_USERS users, seed 99) is kept out of everything;
+    on the rest, (a) the pipeline's sampled gate, its candidate published with the gated users
+    refreshed, against (b) a refit on all of the rest; both scored on the outer hold-out."""
+    from offline.training.pipeline import _holdout_metrics, gate_split, publishable
+
+    outer = gate_split(X, 99)
+    inner = gate_split(outer.train, 0)
+    if inner.refit:
+        return {"skipped": f"the gate holds out {inner.held_out_share:.1%} here, so the pipeline refits anyway"}
+    mark = time.perf_counter()
+    gated = publishable(make("als", params, "default").fit(inner.train), inner, outer.train, lambda: make("als", params, "default").fit(outer.train))
+    gated_s = time.perf_counter() - mark
+    mark = time.perf_counter()
+    refit = make("als", params, "default").fit(outer.train)
+    refit_s = time.perf_counter() - mark
+    ndcg = {name: round(_holdout_metrics(model, outer.train, outer.test, outer.rows)["ndcg@100"], 4)
+            for name, model in (("gated, not refit", gated), ("refit on everything", refit))}
+    return {"outer_users": len(outer.rows), "inner_held_out_share": round(inner.held_out_share, 4),
+            "inner_refit": inner.refit, "ndcg@100": ndcg, "seconds": {"gated": round(gated_s, 1), "refit": round(refit_s, 1)}}
 
 
 def raw_fit(X: Any, params: dict[str, Any]) -> None:
@@ -287,7 +323,7 @@ def run_child(n: int, engine: str, args: argparse.Namespace) -> dict[str, Any]:
         repeats = args.repeats if engine == "implicit" and n <= args.repeat_max else 1
         command = [sys.executable, __file__, "--child", str(n), "--engine-child", engine, "--work", work,
                    "--budget", str(args.budget), "--via-log", str(via_log), "--repeats", str(repeats),
-                   "--child-out", str(out)]
+                   "--child-out", str(out), *(["--quality-check"] if args.quality_check else [])]
         done = subprocess.run(command, timeout=args.timeout)
         if done.returncode != 0 or not out.is_file():
             return {"size": n, "engine": engine, "error": f"exit {done.returncode}"}
@@ -296,29 +332,39 @@ def run_child(n: int, engine: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 STAGES = ["import (log append)", "snapshot build", "load (log scan, old path)", "snapshot write (direct)", "load (snapshot)",
-          "select", "gate (fit on 80 % + evaluate)", "fit", "raw implicit fit (yardstick)", "publish"]
+          "select", "gate (fit on 80 % + evaluate)", "refresh gated users", "fit", "raw implicit fit (yardstick)", "publish",
+          "publish (no user lists)"]
 
 
-def end_to_end(seconds: dict[str, float]) -> float:
-    """Snapshot to published with the hyper-parameters fixed (what `train --budget 0` runs):
-    load, hold-out split, the gate's fit and evaluation, the final fit, publishing."""
-    return sum(seconds.get(k, 0.0) for k in ("load (snapshot)", "split", "gate (fit on 80 % + evaluate)", "fit", "publish"))
+def end_to_end(result: dict[str, Any], lists: bool = True) -> float:
+    """Snapshot to published with the hyper-parameters fixed (what `train --budget 0` runs): load,
+    the gate's split, fit and evaluation, then the final fit where the pipeline refits (else the
+    gated users' refresh), and publishing (with the per-user lists, or without:
+    MOVIEAUGUR_RECOMMENDATIONS_PER_USER=0). The "fit" stage is timed always, for the fit / raw ratio."""
+    seconds = result["seconds"]
+    final = "fit" if result.get("refit", True) else "refresh gated users"
+    publish = "publish" if lists else "publish (no user lists)"
+    return sum(seconds.get(k, 0.0) for k in ("load (snapshot)", "split", "gate (fit on 80 % + evaluate)", final, publish))
 
 
 def table(results: list[dict[str, Any]]) -> str:
     headers = ["size", "engine", "users × items", "nnz", *[f"{s} s" for s in STAGES], "load ev/s", "fit / raw",
-               "end to end s (fixed params)", "vs raw load + raw fit", "NDCG@100 (pop.)", "peak RSS MB", "JVM peak MB"]
+               "held out (refit)", "end to end s (fixed params)", "vs raw load + raw fit",
+               "end to end s, no user lists", "vs raw", "NDCG@100 (pop.)", "peak RSS MB", "JVM peak MB"]
     rows = []
     for r in results:
         if "error" in r:
             rows.append([f"{r['size']:,}", r["engine"], r["error"]] + [""] * (len(headers) - 3))
             continue
         s = r["seconds"]
+        raw = s["load (snapshot)"] + s["raw implicit fit (yardstick)"]
         rows.append([
             f"{r['size']:,}", r["engine"], f"{r['users']:,} × {r['items']:,}", f"{r['nnz']:,}",
             *[fmt(s[k], 1) if k in s else "–" for k in STAGES],
             fmt(r["load_events_per_s"]), f"{s['fit'] / s['raw implicit fit (yardstick)']:.2f}",
-            fmt(end_to_end(s), 1), f"{end_to_end(s) / (s['load (snapshot)'] + s['raw implicit fit (yardstick)']):.2f}x",
+            f"{r.get('held_out_share', 0):.1%} ({'yes' if r.get('refit', True) else 'no'})",
+            fmt(end_to_end(r), 1), f"{end_to_end(r) / raw:.2f}x", fmt(end_to_end(r, lists=False), 1),
+            f"{end_to_end(r, lists=False) / raw:.2f}x",
             f"{r['ndcg@100']:.4f} ({r['popularity ndcg@100']:.4f})", fmt(r["peak_rss_mb"]), fmt(r.get("jvm_peak_mb", float("nan"))),
         ])
     return markdown(headers, rows)
@@ -336,13 +382,16 @@ def main() -> None:
     parser.add_argument("--repeat-max", type=int, default=5_000_000, help="larger sizes fit once")
     parser.add_argument("--dir", help="where temporary files go")
     parser.add_argument("--json-out")
+    parser.add_argument("--quality-check", action="store_true",
+                        help="also compare the gated model (published without a refit) with a refit, on an outer hold-out")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--engine-child", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = asyncio.run(child(args.child, args.engine_child, Path(args.work), args.budget, args.via_log, args.repeats))
+        result = asyncio.run(child(args.child, args.engine_child, Path(args.work), args.budget, args.via_log, args.repeats,
+                                 args.quality_check))
         Path(args.child_out).write_text(json.dumps(result))
         return
     results = []

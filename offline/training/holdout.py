@@ -26,28 +26,40 @@ def split_matrix(
     seed: int,
     fraction: float = TEST_FRACTION,
     min_count: int = MIN_POSITIVES,
+    only_rows: np.ndarray | None = None,
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Per-row random split of the stored entries of ``X`` into (keep, holdout).
 
-    Rows with fewer than ``min_count`` entries are kept whole.  Vectorised:
+    Rows with fewer than ``min_count`` entries are kept whole, and so is every row not in ``only_rows``
+    when it is given (the trainer's gate holds out from a sample of users only); a row that is split
+    is split exactly as it would be with ``only_rows=None``.  Vectorised:
     a random key per entry, sort by (row, key), hold out the first
     ``n_heldout`` of each row.  Deterministic for a given ``seed`` and
     matrix (input order does not matter, CSR indices are sorted).
     """
     X = sp.csr_matrix(X, dtype=np.float32)
     X.sort_indices()
+    n_rows = X.shape[0]
     counts = np.diff(X.indptr)
-    rows = np.repeat(np.arange(X.shape[0]), counts)
+    eligible = counts >= min_count
+    if only_rows is not None:
+        eligible &= np.isin(np.arange(n_rows), only_rows)
+    rows = np.repeat(np.arange(n_rows), counts)
     key = np.random.default_rng(seed).random(rows.shape[0])
-    order = np.lexsort((key, rows))
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.shape[0]) - X.indptr[rows[order]]
-    n_out = np.where(counts >= min_count, n_heldout(counts, fraction), 0)
-    hold = rank < n_out[rows]
-    cols, vals = X.indices, X.data
-    shape = X.shape
-    keep = sp.csr_matrix((vals[~hold], (rows[~hold], cols[~hold])), shape=shape, dtype=np.float32)
-    out = sp.csr_matrix((vals[hold], (rows[hold], cols[hold])), shape=shape, dtype=np.float32)
-    keep.sort_indices()
-    out.sort_indices()
-    return keep, out
+    # Only entries of rows that are split are sorted (a sampled gate at 20M: 3 % of them).
+    split = np.flatnonzero(eligible[rows])
+    order = split[np.lexsort((key[split], rows[split]))]
+    block = np.where(eligible, counts, 0)
+    block_start = np.cumsum(block) - block
+    rank = np.arange(order.shape[0]) - block_start[rows[order]]
+    n_out = np.where(eligible, n_heldout(counts, fraction), 0)
+    hold = np.zeros(rows.shape[0], dtype=bool)
+    hold[order[rank < n_out[rows[order]]]] = True
+    # Masking keeps each row's entries in CSR order: no COO round trip, no re-sort.
+    held_per_row = np.bincount(rows[hold], minlength=n_rows)
+    return _rows_of(X, ~hold, counts - held_per_row), _rows_of(X, hold, held_per_row)
+
+
+def _rows_of(X: sp.csr_matrix, mask: np.ndarray, per_row: np.ndarray) -> sp.csr_matrix:
+    indptr = np.concatenate(([0], np.cumsum(per_row))).astype(X.indptr.dtype)
+    return sp.csr_matrix((X.data[mask], X.indices[mask], indptr), shape=X.shape, dtype=np.float32)

@@ -1,11 +1,18 @@
 """Training: the whole log → a model version → recommendations published back into the log.
 
 1. Build the weighted user × item matrix from every interaction in the log.
-2. Hold out 20 % of each eligible user's positives (contract §5's split, on log data).
+2. The gate's users: every user with 5+ positives, or a seeded sample of GATE_USERS of them; hold
+   out 20 % of each one's positives (contract §5's split, on log data).
 3. Choose and fit a model on the rest (offline.training.selection), score it and popularity on the held-out part.
 4. The quality gate: publish only if the model beats popularity there; otherwise the previous
    model keeps answering and the report says why.
-5. Refit on everything, rank for every user, and append RecommendationsPublished,
+5. The model to publish: where the held-out entries are a small share of the data (a sampled gate
+   at scale: 3 % at 20M interactions), the gated model itself, its sampled users' factors re-solved
+   from their whole history; otherwise (every user held something out) a refit on everything. Why:
+   the second fit was a fit's worth of time at scale for a model that differs from the gated one
+   only by those few entries, and what is published is then exactly what the gate measured.
+6. Rank for every user (unless MOVIEAUGUR_PUBLISH_USER_LISTS is off: query processes rank each
+   user on request by fold-in anyway, offline/serving.py), and append RecommendationsPublished,
    SimilarItemsPublished and ModelPublished events, so the read side gets them through the same
    projection path as everything else (Kafka Connect copies them in distributed mode).
 """
@@ -27,7 +34,7 @@ from domain.events import INTERACTIONS, ModelPublished, RecommendationsPublished
 from domain.ports import EventLog
 from domain.weights import ActionWeights
 from offline.training.fold_in import save_serving_artifacts
-from offline.training.holdout import RANK_DEPTH, split_matrix
+from offline.training.holdout import MIN_POSITIVES, RANK_DEPTH, split_matrix
 from offline.training.interaction_matrix import InteractionMatrix, load_interactions
 from offline.training.metrics import evaluate_rankings
 from offline.training.models import Popularity, Recommender, build_model
@@ -41,6 +48,9 @@ PUBLISH_BATCH = 2000
 #: is users × items work, 125,000 × 25,000 at 20M interactions; the mean NDCG@100 of 20,000 users
 #: has a standard error near 0.002, far below the gaps the gate decides on.
 GATE_USERS = 20_000
+#: Above this share of the matrix's entries held out by the gate, the published model is refit on
+#: everything; at or below it the gated model is published (module doc, step 5).
+REFIT_ABOVE_HELD_OUT_SHARE = 0.05
 
 #: What one training run may use (MOVIEAUGUR_TRAIN_MEMORY_GB): EASE and the tuner are sized to it.
 DEFAULT_MEMORY_BUDGET = 8 * 2**30
@@ -76,19 +86,56 @@ class TrainReport:
     source: str = "log"
     log_positions: dict[str, int] = field(default_factory=dict)
     engine: str = "implicit"
-    # How many held-out users the gate ranked (GATE_USERS caps it).
+    # How many held-out users the gate ranked (GATE_USERS caps it), the share of the matrix's
+    # entries it held out, and whether the published model was refit on everything (step 5).
     gate_users: int = 0
+    held_out_share: float = 0.0
+    refit: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def gate_users(test: Any, seed: int, cap: int = GATE_USERS) -> np.ndarray:
-    """The held-out users the gate ranks: all of them, or a seeded sample of `cap` above that."""
-    rows = np.flatnonzero(np.diff(test.indptr) > 0)
+def gate_users(X: Any, seed: int, cap: int | None = None) -> np.ndarray:
+    """The users the gate holds out from and ranks: every row with MIN_POSITIVES+ entries, or a
+    seeded sample of `cap` (default GATE_USERS) of them above that."""
+    cap = GATE_USERS if cap is None else cap
+    rows = np.flatnonzero(np.diff(X.indptr) >= MIN_POSITIVES)
     if rows.shape[0] > cap:
         rows = np.sort(np.random.default_rng(seed).choice(rows, cap, replace=False))
     return rows
+
+
+@dataclass
+class GateSplit:
+    """What the candidate is fit on (`train`), the held-out entries it is scored on (`test`, all
+    1.0) and the users they belong to (`rows`)."""
+
+    train: Any
+    test: Any
+    rows: np.ndarray
+    held_out_share: float
+
+    @property
+    def refit(self) -> bool:
+        """Whether the published model must be refit on everything (module doc, step 5)."""
+        return self.held_out_share > REFIT_ABOVE_HELD_OUT_SHARE
+
+
+def gate_split(X: Any, seed: int, cap: int | None = None) -> GateSplit:
+    rows = gate_users(X, seed, cap)
+    train, test = split_matrix(X, seed, only_rows=rows)
+    test.data[:] = 1.0
+    return GateSplit(train, test, rows, test.nnz / max(1, X.nnz))
+
+
+def publishable(candidate: Recommender | None, gate: GateSplit, X: Any, refit: Callable[[], Recommender]) -> Recommender:
+    """The model to publish: the gated candidate with its held-out users brought up to their whole
+    rows of X, or, where the gate held out too much (or nothing was gated), `refit()`."""
+    if candidate is None or gate.refit:
+        return refit()
+    candidate.refresh_users(gate.rows, X)
+    return candidate
 
 
 def _holdout_metrics(model: Recommender, train, test, rows: np.ndarray) -> dict[str, float]:
@@ -155,22 +202,22 @@ async def _train(
         report.reason = "the log holds no positive interactions yet; nothing to train on"
         return report
 
-    train, test = split_matrix(data.matrix, seed)
-    test.data[:] = 1.0
+    gate = gate_split(data.matrix, seed)
+    train, test = gate.train, gate.test
+    report.gate_users, report.held_out_share, report.refit = len(gate.rows), round(gate.held_out_share, 6), gate.refit
     mark = time.perf_counter()
     choice: Choice = _choose(train, time_budget, seed, say, report.engine, memory_budget_bytes)
     clock["select"] = time.perf_counter() - mark
     report.algorithm, report.params = choice.kind, choice.params
+    candidate: Recommender | None = None
     if test.nnz:
         mark = time.perf_counter()
-        candidate = make(choice.kind, choice.params, None).fit(train)
-        rows = gate_users(test, seed)
-        report.metrics = _holdout_metrics(candidate, train, test, rows)
-        report.baseline = _holdout_metrics(Popularity().fit(train), train, test, rows)
-        report.gate_users = len(rows)
+        candidate = make(choice.kind, choice.params, model_name).fit(train)
+        report.metrics = _holdout_metrics(candidate, train, test, gate.rows)
+        report.baseline = _holdout_metrics(Popularity().fit(train), train, test, gate.rows)
         clock["evaluate"] = time.perf_counter() - mark
         say(f"held-out NDCG@100: {choice.kind} {report.metrics['ndcg@100']:.4f} "
-            f"vs popularity {report.baseline['ndcg@100']:.4f}")
+            f"vs popularity {report.baseline['ndcg@100']:.4f} ({len(gate.rows)} users)")
         beats = report.metrics["ndcg@100"] > report.baseline["ndcg@100"]
         if not beats and not force:
             report.reason = (
@@ -184,7 +231,10 @@ async def _train(
         return report
 
     mark = time.perf_counter()
-    model = make(choice.kind, choice.params, model_name).fit(data.matrix)
+    report.refit = candidate is None or gate.refit
+    if not report.refit:
+        say(f"publishing the gated model ({gate.held_out_share:.1%} of the entries were held out; no refit)")
+    model = publishable(candidate, gate, data.matrix, lambda: make(choice.kind, choice.params, model_name).fit(data.matrix))
     release()
     clock["fit"] = time.perf_counter() - mark
     if models_dir is not None:
@@ -232,7 +282,7 @@ async def _publish(
     per_user: int,
     say: Callable[[str], None],
 ) -> int:
-    rows = np.arange(len(data.users))
+    rows = np.arange(len(data.users) if per_user > 0 else 0)  # 0: users are ranked on request (fold-in)
     labels = [(item_type, item_id) for item_type, _, item_id in (key.partition(":") for key in data.items)]
     batch: list = []
     published = 0
@@ -345,4 +395,4 @@ def _provenance(report: TrainReport) -> dict[str, Any]:
     """What ModelPublished records besides the hyper-parameters: the data and the engine."""
     return {"engine": report.engine, "data": {"source": report.source, "log_positions": report.log_positions,
                                               "events": report.events},
-            "gate_users": report.gate_users}
+            "gate_users": report.gate_users, "held_out_share": report.held_out_share, "refit": report.refit}

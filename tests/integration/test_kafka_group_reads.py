@@ -127,6 +127,13 @@ async def test_every_scan_sees_every_event() -> None:
     try:
         await log.ensure_topics()
         await log.append(_events("scanned", 30))
+
+        async def committed() -> bool:
+            # A scan reads to the read_committed end as of its start; a commit's markers reach the
+            # partitions a moment after the append is acknowledged (the same wait as above).
+            return sum((await log.end_offsets(INTERACTIONS)).values()) >= 30
+
+        await _until(committed, "the log's committed end moved past the batch")
         for _ in range(3):
             assert sorted([e.event.event_id async for e in log.scan(INTERACTIONS)]) == sorted(f"scanned-{i}" for i in range(30))
     finally:

@@ -110,6 +110,19 @@ def test_split_matrix_keeps_small_rows_whole() -> None:
     assert out[1].nnz == 2 and keep[1].nnz == 8
 
 
+def test_split_matrix_of_some_rows_splits_them_as_the_whole_split_does() -> None:
+    rng = np.random.default_rng(4)
+    X = sp.random(40, 30, density=0.4, format="csr", random_state=rng, dtype=np.float32)
+    X.data[:] = rng.integers(1, 5, X.nnz)
+    only = np.array([1, 5, 6, 20, 39])
+    keep_all, out_all = split_matrix(X, seed=3)
+    keep, out = split_matrix(X, seed=3, only_rows=only)
+    others = np.setdiff1d(np.arange(40), only)
+    assert out[others].nnz == 0 and (keep[others] != X[others]).nnz == 0
+    assert (out[only] != out_all[only]).nnz == 0 and (keep[only] != keep_all[only]).nnz == 0
+    assert out[only].nnz > 0 and (keep + out != X).nnz == 0
+
+
 def test_build_matrix_dedupes_and_index_roundtrip(tmp_path) -> None:
     M = build_matrix(np.array([0, 0, 1]), np.array([2, 2, 0]), np.array([4.0, 5.0, 3.0]), (2, 3))
     assert M.nnz == 2 and M[0, 2] == 5.0

@@ -135,6 +135,19 @@ class ALS(Recommender):
                 out[~known] = model.recalculate_user(np.arange(hist.shape[0]), hist)
         return out
 
+    def refresh_users(self, user_rows: np.ndarray, X: sp.spmatrix) -> None:
+        """Re-solve these users' factors from their rows of X against the fixed item factors (the
+        same exact least-squares step as `user_vectors` uses for users beyond the fit)."""
+        rows = np.asarray(user_rows, dtype=np.int64).ravel()
+        if rows.size == 0:
+            return
+        with threadpool_limits(limits=1, user_api="blas"):
+            model = self._new_model()
+            model.item_factors = self.item_factors
+            model.user_factors = self.user_factors
+            history = self._weighted(sp.csr_matrix(X, dtype=np.float32))[rows]
+            self.user_factors[rows] = model.recalculate_user(np.arange(rows.shape[0]), history)
+
     def score(self, user_rows: np.ndarray, X: sp.csr_matrix) -> np.ndarray:
         return self.user_vectors(user_rows, X) @ self.item_factors.T
 

@@ -115,6 +115,14 @@ class Recommender(ABC):
     @abstractmethod
     def _fit(self, X: sp.csr_matrix) -> None: ...
 
+    def refresh_users(self, user_rows: np.ndarray, X: sp.spmatrix) -> None:  # noqa: B027 - optional hook
+        """Bring these users' own state up to their rows of ``X``, the item side unchanged.
+
+        Why: the trainer's quality gate holds some entries of a sample of users out of the fit; when
+        that sample is a small share of the data the gated model is published as it is (no second
+        fit), and only the sampled users' state must then see their whole history. Models that keep
+        no per-user state (they score from the user's row of ``X``) have nothing to do."""
+
     @abstractmethod
     def score(self, user_rows: np.ndarray, X: sp.csr_matrix) -> np.ndarray:
         """Dense float32 [len(user_rows) x n_items]; higher is better.

@@ -63,6 +63,10 @@ class Blend(Recommender):
         for c in self.components:
             c.fit(X)
 
+    def refresh_users(self, user_rows: np.ndarray, X: sp.spmatrix) -> None:
+        for c in self.components:
+            c.refresh_users(user_rows, X)
+
     def score(self, user_rows: np.ndarray, X: sp.csr_matrix) -> np.ndarray:
         blocks = [c.score(user_rows, X) for c in self.components]
         return blend_scores(blocks, self.params["weights"])
