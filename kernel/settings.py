@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     train_source: Literal["auto", "log", "snapshot"] = "auto"
     # What one training run may use; EASE and the tuner's sample are sized to it.
     train_memory_gb: float = Field(8.0, gt=0)
+    # The training engine when `train` (or the DAG) names none: implicit in this process, or spark.
+    train_engine: Literal["implicit", "spark"] = "implicit"
     # `train --engine spark`: Spark master URL (local[2], or spark://host:7077), driver memory, and a
     # work folder the driver and the workers share (default <data_dir>/snapshot/spark-work).
     spark_master: str = "local[2]"

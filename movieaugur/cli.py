@@ -238,8 +238,9 @@ def train(
     force: Annotated[bool, typer.Option(help="Publish even if the quality gate fails.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     data_dir: DataDir = None,
-    engine: Annotated[str, typer.Option(help="implicit (ALS/EASE/blend in this process, tuned) or spark (Spark MLlib ALS "
-                                             "with fixed tuned parameters; MOVIEAUGUR_SPARK_MASTER, default local[2]).")] = "implicit",
+    engine: Annotated[Optional[str], typer.Option(help="implicit (ALS/EASE/blend in this process, tuned) or spark (Spark "
+                                                       "MLlib ALS with fixed tuned parameters; MOVIEAUGUR_SPARK_MASTER, default "
+                                                       "local[2]). Default: MOVIEAUGUR_TRAIN_ENGINE (implicit).")] = None,
     source: Annotated[Optional[str], typer.Option(help="Where to read interactions: auto (the snapshot if one was built), "
                                                        "log, or snapshot (default: MOVIEAUGUR_TRAIN_SOURCE).")] = None,
 ) -> None:
@@ -247,7 +248,7 @@ def train(
     from movieaugur import operations
     from movieaugur.bootstrap import bootstrap
 
-    if engine not in ("implicit", "spark"):
+    if engine not in (None, "implicit", "spark"):
         raise typer.BadParameter(f"{engine!r}: choose implicit or spark", param_hint="--engine")
     if source not in (None, "auto", "log", "snapshot"):
         raise typer.BadParameter(f"{source!r}: choose auto, log or snapshot", param_hint="--source")

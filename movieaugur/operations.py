@@ -85,10 +85,11 @@ async def train(
     time_budget: float | None = None,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
-    engine: str = "implicit",
+    engine: str | None = None,
     source: str | None = None,
 ) -> TrainReport:
     settings = container.settings
+    engine = engine or settings.train_engine
     return await train_and_publish(
         container.log,
         weights_of(settings),

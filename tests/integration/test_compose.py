@@ -44,7 +44,7 @@ SINKS = sinks_of(build_projections(weights_of(Settings())).values())
 BROKERS = ("kafka-1", "kafka-2", "kafka-3")
 MONGO_URL = "mongodb://mongo-1:27017,mongo-2:27017,mongo-3:27017/?replicaSet=rs0"
 SERVICES = {*BROKERS, "connect", "connect-setup", "mongo-1", "mongo-2", "mongo-3", "redis", "redis-replica",
-            "commands", "queries", "projectors", "nginx", "airflow"}
+            "commands", "queries", "projectors", "nginx", "airflow", "spark-master", "spark-worker"}
 ROLES = {"commands", "queries", "projectors"}
 
 
