@@ -9,7 +9,9 @@ dictionary lookup — also while ingest runs, when a projector commits a few tim
 hundreds of reads share each answer.
 
 Recommendation lists are kept the same way (`KeptAnswers`, used by queries/service.py), under the
-revision plus the model version and the model runtime's state.
+revision plus the model version and the model runtime's state. Where the published lists sit in a
+store that cannot tell its revision (the document store, distributed), a list made by fold-in is
+kept under the revision of the views it did read, and one taken from a published list is not kept.
 
 Correctness: an answer is stored under the revision read *before* it was built. If a view changed
 while it was built, the revision has already moved past the one it is stored under, and that
@@ -52,13 +54,19 @@ class KeptAnswers(Generic[T]):
         self._kept: LRUCache[Hashable, tuple[Hashable, T]] = LRUCache(
             max_size, getsizeof=lambda kept: size(kept[1]) + 1)
 
-    async def get(self, key: Hashable, revision: Hashable | None, build: Callable[[], Awaitable[T]]) -> T:
+    async def get(
+        self, key: Hashable, revision: Hashable | None, build: Callable[[], Awaitable[T]],
+        keep: Callable[[T], bool] | None = None,
+    ) -> T:
+        """`keep`: whether a built answer may be kept (it read nothing the revision does not cover)."""
         if revision is None:
             return await build()
         kept = self._kept.get(key)
         if kept is not None and kept[0] == revision:
             return copy.copy(kept[1])
         answer = await build()
+        if keep is not None and not keep(answer):
+            return answer
         entry = (revision, copy.copy(answer))
         if self._kept.getsizeof(entry) <= self._kept.maxsize:
             self._kept[key] = entry

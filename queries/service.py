@@ -35,9 +35,12 @@ class NotFound(LookupError):
     """Nothing is known for what was asked; the message says what."""
 
 
-#: The view spaces a recommendation list reads, besides the catalog.
-RECOMMENDATION_SPACES = (lists_view.SPACE, matrix_view.SPACE, history_view.SPACE, recommendations_view.SPACE,
-                         recommendations_view.MODELS_SPACE, popularity_view.SPACE)
+#: The view spaces a recommendation list reads, besides the catalog: those every answer may read
+#: (the user's lists, weights and history, popularity), and the published lists and model registry,
+#: which only an answer from a published list reads. In distributed mode the latter live in the
+#: document store, which cannot tell a revision: fold-in answers are kept there all the same.
+FRESH_SPACES = (lists_view.SPACE, matrix_view.SPACE, history_view.SPACE, popularity_view.SPACE)
+PUBLISHED_SPACES = (recommendations_view.SPACE, recommendations_view.MODELS_SPACE)
 
 
 @dataclass
@@ -47,6 +50,8 @@ class Ranked:
     model_version: str | None = None
     fallback: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Built from a published list (PUBLISHED_SPACES), not by fold-in: not for clients.
+    from_published: bool = False
 
 
 def split_key(item_key: str) -> tuple[str, str]:
@@ -193,18 +198,23 @@ class QueryService:
     ) -> Ranked:
         """The user's list, kept until anything it was built from changes (queries/answers.py)."""
         name = model or self.settings.default_model
+        revision, published_known = await self._rankings_revision(name)
         return await self.kept.get(
-            (user_id, name, item_type, limit, exclude), await self._rankings_revision(name),
+            (user_id, name, item_type, limit, exclude), revision,
             lambda: self._recommendations(user_id, name, item_type, limit, exclude),
+            keep=lambda ranked: published_known or not ranked.from_published,
         )
 
-    async def _rankings_revision(self, name: str) -> Hashable | None:
-        views = await self.revision(RECOMMENDATION_SPACES)
-        if views is None:
-            return None
+    async def _rankings_revision(self, name: str) -> tuple[Hashable | None, bool]:
+        """The revision a list is kept under, and whether it covers the published lists (else only
+        fold-in answers, which do not read them, are kept)."""
+        fresh = await self.revision(FRESH_SPACES)
+        if fresh is None:
+            return None, False
+        published = await self.store.revision(PUBLISHED_SPACES)
         version = await self.versions.current(name)
         runtime = self.runtime.revision() if self.runtime is not None else None
-        return views, version["model_version"] if version else None, runtime
+        return (fresh, published, version["model_version"] if version else None, runtime), published is not None
 
     async def _recommendations(
         self, user_id: str, name: str, item_type: str | None, limit: int, exclude: frozenset[str]
@@ -229,7 +239,8 @@ class QueryService:
             seen = await self.seen_among(user_id, [f"{t}:{i}" for t, i, _ in candidates])
             chosen = listed.boost([c for c in candidates if f"{c[0]}:{c[1]}" not in seen])[:limit]
             if chosen:
-                ranked = Ranked(await self.hydrate(chosen), model=name, model_version=doc["model_version"])
+                ranked = Ranked(await self.hydrate(chosen), model=name, model_version=doc["model_version"],
+                                from_published=True)
                 return await self._with_cold_items(user, ranked, item_type, limit, exclude)
         ranked = await self._fallback(name, user_id, item_type, limit, exclude, listed)
         return await self._with_cold_items(user, ranked, item_type, limit, exclude)

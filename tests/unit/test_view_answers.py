@@ -135,3 +135,23 @@ async def test_store_revisions_move_with_commits_from_any_connection(tmp_path: P
         for store in (reader, writer):
             await store.close()
         await log.close()
+
+
+async def test_an_answer_that_read_what_its_revision_does_not_cover_is_not_kept() -> None:
+    """Distributed, the published lists sit in the document store, which cannot tell a revision: a
+    list taken from one is built again on every read, a fold-in list is kept."""
+    from queries.answers import KeptAnswers
+
+    built: list[str] = []
+
+    def builder(answer: str):  # type: ignore[no-untyped-def]
+        async def build() -> str:
+            built.append(answer)
+            return answer
+        return build
+
+    kept: KeptAnswers[str] = KeptAnswers(size=len, max_size=1000)
+    for _ in range(3):
+        assert await kept.get("from a published list", 1, builder("published"), keep=lambda a: a != "published") == "published"
+        assert await kept.get("by fold-in", 1, builder("fold-in"), keep=lambda a: a != "published") == "fold-in"
+    assert built == ["published", "fold-in", "published", "published"]
