@@ -50,8 +50,9 @@ class Ranked:
     model_version: str | None = None
     fallback: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    # Built from a published list (PUBLISHED_SPACES), not by fold-in: not for clients.
-    from_published: bool = False
+    # Read the published lists (PUBLISHED_SPACES) to be built, whatever it found there (a fallback
+    # answers because a list was missing): not for clients.
+    read_published: bool = False
 
 
 def split_key(item_key: str) -> tuple[str, str]:
@@ -202,12 +203,13 @@ class QueryService:
         return await self.kept.get(
             (user_id, name, item_type, limit, exclude), revision,
             lambda: self._recommendations(user_id, name, item_type, limit, exclude),
-            keep=lambda ranked: published_known or not ranked.from_published,
+            keep=lambda ranked: published_known or not ranked.read_published,
         )
 
     async def _rankings_revision(self, name: str) -> tuple[Hashable | None, bool]:
         """The revision a list is kept under, and whether it covers the published lists (else only
-        fold-in answers, which do not read them, are kept)."""
+        fold-in answers, which do not read them, are kept: one that read them, even to find
+        nothing and fall back, could stand for a list that is being copied again)."""
         fresh = await self.revision(FRESH_SPACES)
         if fresh is None:
             return None, False
@@ -240,9 +242,10 @@ class QueryService:
             chosen = listed.boost([c for c in candidates if f"{c[0]}:{c[1]}" not in seen])[:limit]
             if chosen:
                 ranked = Ranked(await self.hydrate(chosen), model=name, model_version=doc["model_version"],
-                                from_published=True)
+                                read_published=True)
                 return await self._with_cold_items(user, ranked, item_type, limit, exclude)
         ranked = await self._fallback(name, user_id, item_type, limit, exclude, listed)
+        ranked.read_published = True  # it answers because the published list was missing or used up
         return await self._with_cold_items(user, ranked, item_type, limit, exclude)
 
     # -- fresh recommendations: fold-in and cold items (queries/fresh.py) --------------------------
