@@ -11,7 +11,7 @@
    from their whole history; otherwise (every user held something out) a refit on everything. Why:
    the second fit was a fit's worth of time at scale for a model that differs from the gated one
    only by those few entries, and what is published is then exactly what the gate measured.
-6. Rank for every user (unless MOVIEAUGUR_PUBLISH_USER_LISTS is off: query processes rank each
+6. Rank for every user (unless MOVIEAUGUR_RECOMMENDATIONS_PER_USER is 0: query processes rank each
    user on request by fold-in anyway, offline/serving.py), and append RecommendationsPublished,
    SimilarItemsPublished and ModelPublished events, so the read side gets them through the same
    projection path as everything else (Kafka Connect copies them in distributed mode).
