@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     # Length of the list training publishes per user; 0 publishes none (at scale ranking every user
     # costs about a fit): query processes then rank each user on request by fold-in, as they do for
     # anyone with interactions whenever the model's artifacts are readable (<data_dir>/models).
-    recommendations_per_user: int = Field(100, ge=0, le=1000)
+    recommendations_per_user: int = Field(100, ge=0)
     # Fresh recommendations at query time (queries/fresh.py, offline/serving.py): fold the user's
     # current interactions into the published model version; give cold items a share of the slots;
     # demote what is like a disliked item.

@@ -199,24 +199,31 @@ class QueryService:
     ) -> Ranked:
         """The user's list, kept until anything it was built from changes (queries/answers.py)."""
         name = model or self.settings.default_model
-        revision, published_known = await self._rankings_revision(name)
+        revision, published_known, version = await self._rankings_revision(name)
+
+        def keep(ranked: Ranked) -> bool:
+            # Built with another version than the key names (a refresh landed meanwhile): not kept.
+            same_version = ranked.model_version is None or ranked.model_version == version
+            return same_version and (published_known or not ranked.read_published)
+
         return await self.kept.get(
             (user_id, name, item_type, limit, exclude), revision,
-            lambda: self._recommendations(user_id, name, item_type, limit, exclude),
-            keep=lambda ranked: published_known or not ranked.read_published,
+            lambda: self._recommendations(user_id, name, item_type, limit, exclude), keep=keep,
         )
 
-    async def _rankings_revision(self, name: str) -> tuple[Hashable | None, bool]:
-        """The revision a list is kept under, and whether it covers the published lists (else only
+    async def _rankings_revision(self, name: str) -> tuple[Hashable | None, bool, str | None]:
+        """The revision a list is kept under, whether it covers the published lists (else only
         fold-in answers, which do not read them, are kept: one that read them, even to find
-        nothing and fall back, could stand for a list that is being copied again)."""
+        nothing and fall back, could stand for a list that is being copied again), and the
+        model version it names."""
         fresh = await self.revision(FRESH_SPACES)
         if fresh is None:
-            return None, False
+            return None, False, None
         published = await self.store.revision(PUBLISHED_SPACES)
-        version = await self.versions.current(name)
+        doc = await self.versions.current(name)
+        version = doc["model_version"] if doc else None
         runtime = self.runtime.revision() if self.runtime is not None else None
-        return (fresh, published, version["model_version"] if version else None, runtime), published is not None
+        return (fresh, published, version, runtime), published is not None, version
 
     async def _recommendations(
         self, user_id: str, name: str, item_type: str | None, limit: int, exclude: frozenset[str]

@@ -38,7 +38,7 @@ def split_matrix(
     matrix (input order does not matter, CSR indices are sorted).
     """
     X = sp.csr_matrix(X, dtype=np.float32)
-    X.sort_indices()
+    X.sum_duplicates()  # canonical: one entry per (row, column), sorted
     n_rows = X.shape[0]
     counts = np.diff(X.indptr)
     eligible = counts >= min_count

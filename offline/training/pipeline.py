@@ -204,7 +204,7 @@ async def _train(
 
     gate = gate_split(data.matrix, seed)
     train, test = gate.train, gate.test
-    report.gate_users, report.held_out_share, report.refit = len(gate.rows), round(gate.held_out_share, 6), gate.refit
+    report.gate_users, report.held_out_share = len(gate.rows), round(gate.held_out_share, 6)
     mark = time.perf_counter()
     choice: Choice = _choose(train, time_budget, seed, say, report.engine, memory_budget_bytes)
     clock["select"] = time.perf_counter() - mark
@@ -231,15 +231,20 @@ async def _train(
         return report
 
     mark = time.perf_counter()
-    report.refit = candidate is None or gate.refit
+    # Spark's users are solved with MLlib's objective (ALS-WR), which refresh_users does not reproduce.
+    reusable = candidate if report.engine != "spark" else None
+    report.refit = reusable is None or gate.refit
     if not report.refit:
         say(f"publishing the gated model ({gate.held_out_share:.1%} of the entries were held out; no refit)")
-    model = publishable(candidate, gate, data.matrix, lambda: make(choice.kind, choice.params, model_name).fit(data.matrix))
+    model = publishable(reusable, gate, data.matrix, lambda: make(choice.kind, choice.params, model_name).fit(data.matrix))
     release()
     clock["fit"] = time.perf_counter() - mark
     if models_dir is not None:
-        # the model, and what query processes need to fold users in with it (offline/training/fold_in.py)
-        save_serving_artifacts(model.save(models_dir / model_name / version), data.items, data.matrix)
+        # the model, and what query processes need to fold users in with it (offline/training/fold_in.py):
+        # the item statistics of the matrix it was fit on (an item seen only in held-out entries is
+        # then cold for it, and cold-item slots may show it, as for any item the model never saw)
+        fitted_on = data.matrix if report.refit else gate.train
+        save_serving_artifacts(model.save(models_dir / model_name / version), data.items, fitted_on)
     mark = time.perf_counter()
     published = await _publish(log, model, data, model_name, version, recommendations_per_user, say)
     clock["publish"] = time.perf_counter() - mark

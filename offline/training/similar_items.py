@@ -21,7 +21,9 @@ from sparse_dot_topn import sp_matmul_topn
 
 def similar_items(X: sp.csr_matrix, n: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """Per item, the n most similar other items (index -1 where there are fewer) and their cosine
-    scores, best first; only positive similarities count, ties in a list go to the lower index."""
+    scores, best first; only positive similarities count. Within a list, equal scores go to the
+    lower index; which of more than n equal items make the list is the library's (deterministic)
+    choice, as argpartition's was before."""
     B = sp.csr_matrix(X, dtype=np.float32, copy=True)
     B.data[:] = 1.0
     n_items = B.shape[1]
