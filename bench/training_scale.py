@@ -171,7 +171,15 @@ async def child(
     from movieaugur.adapters.sqlite_log import SQLiteEventLog
     from offline.training.interaction_matrix import load_interactions
     from offline.training.models import Popularity
-    from offline.training.pipeline import DEFAULT_MEMORY_BUDGET, _choose, _engine, _holdout_metrics, _publish, gate_split
+    from offline.training.pipeline import (
+        DEFAULT_MEMORY_BUDGET,
+        _choose,
+        _engine,
+        _holdout_metrics,
+        _publish,
+        gate_split,
+        publishable,
+    )
     from offline.training.snapshot import SnapshotBuilder, load_matrix
 
     weights = weights_of(Settings())
@@ -218,7 +226,7 @@ async def child(
     mark = time.perf_counter()
     gate = gate_split(matrix.matrix, 0)
     train, test = gate.train, gate.test
-    out["held_out_share"], out["refit"] = round(gate.held_out_share, 4), gate.refit
+    out["held_out_share"] = round(gate.held_out_share, 4)
     stage("split", mark)
 
     def quiet(message: str) -> None:
@@ -239,12 +247,12 @@ async def child(
         metrics = _holdout_metrics(candidate, train, test, gate.rows)
         baseline = _holdout_metrics(Popularity().fit(train), train, test, gate.rows)
         stage("gate (fit on 80 % + evaluate)", mark)
-        if not gate.refit:  # what the pipeline publishes then (pipeline.publishable): the gated model
-            mark = time.perf_counter()
-            candidate.refresh_users(gate.rows, matrix.matrix)
+        mark = time.perf_counter()
+        published_model = publishable(candidate, gate, matrix.matrix, lambda: None)  # None: the fit below is it
+        out["refit"] = published_model is None
+        if published_model is not None:
             stage("refresh gated users", mark)
-        else:
-            del candidate
+        del candidate
         out["ndcg@100"], out["popularity ndcg@100"] = round(metrics["ndcg@100"], 4), round(baseline["ndcg@100"], 4)
         # Ours and the raw fit take turns (machine load hits both alike); medians are reported.
         fits, raws = [], []
@@ -264,8 +272,8 @@ async def child(
         if quality_check:
             out["sampled_gate_quality"] = sampled_gate_quality(matrix.matrix, params, make)
             say(f"  {n:,} {engine}: sampled gate quality {out['sampled_gate_quality']}")
-    if not gate.refit:
-        model = candidate
+    if published_model is not None:
+        model = published_model
     for per_user, name in ((100, "publish"), (0, "publish (no user lists)")):
         publish_log = SQLiteEventLog(work / f"published-{per_user}.sqlite")
         mark = time.perf_counter()

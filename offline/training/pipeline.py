@@ -131,8 +131,9 @@ def gate_split(X: Any, seed: int, cap: int | None = None) -> GateSplit:
 
 def publishable(candidate: Recommender | None, gate: GateSplit, X: Any, refit: Callable[[], Recommender]) -> Recommender:
     """The model to publish: the gated candidate with its held-out users brought up to their whole
-    rows of X, or, where the gate held out too much (or nothing was gated), `refit()`."""
-    if candidate is None or gate.refit:
+    rows of X, or, where the gate held out too much, nothing was gated, or the candidate cannot
+    refresh its users as its fit solved them, `refit()`."""
+    if candidate is None or gate.refit or not candidate.refreshes_users:
         return refit()
     candidate.refresh_users(gate.rows, X)
     return candidate
@@ -231,12 +232,10 @@ async def _train(
         return report
 
     mark = time.perf_counter()
-    # Spark's users are solved with MLlib's objective (ALS-WR), which refresh_users does not reproduce.
-    reusable = candidate if report.engine != "spark" else None
-    report.refit = reusable is None or gate.refit
+    model = publishable(candidate, gate, data.matrix, lambda: make(choice.kind, choice.params, model_name).fit(data.matrix))
+    report.refit = model is not candidate
     if not report.refit:
-        say(f"publishing the gated model ({gate.held_out_share:.1%} of the entries were held out; no refit)")
-    model = publishable(reusable, gate, data.matrix, lambda: make(choice.kind, choice.params, model_name).fit(data.matrix))
+        say(f"published the gated model ({gate.held_out_share:.1%} of the entries were held out; no refit)")
     release()
     clock["fit"] = time.perf_counter() - mark
     if models_dir is not None:

@@ -57,6 +57,10 @@ def spark_params(params: dict[str, Any], X: sp.csr_matrix) -> dict[str, Any]:
 class SparkALS(ALS):
     """ALS whose `fit` runs on Spark MLlib; saved, loaded and served as an `ALS`."""
 
+    #: MLlib solves users with its ALS-WR objective (λ·n_u, confidence 1 + α·x), which the inherited
+    #: implicit-style refresh does not reproduce: the trainer refits instead of refreshing.
+    refreshes_users = False
+
     def __init__(self, session: Any, work_dir: Path, **params: Any) -> None:
         super().__init__(**params)
         self.session = session

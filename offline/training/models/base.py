@@ -98,6 +98,8 @@ class Recommender(ABC):
 
     #: registry key used in ``meta.json``; set by subclasses
     kind: ClassVar[str] = "base"
+    #: Whether ``refresh_users`` solves a user as the fit did (a model fit elsewhere may not).
+    refreshes_users: ClassVar[bool] = True
 
     def __init__(self, name: str | None = None, **params: Any) -> None:
         self.params: dict[str, Any] = dict(params)
