@@ -6,9 +6,15 @@ plain aiokafka producer with the same delivery guarantees (acks=all, idempotence
 same JSON records from `--clients` concurrent tasks, with no HTTP, validation, dedupe or
 transaction. Ours is `--clients` concurrent HTTP clients posting `--batch`-event batches to
 `POST /v1/events` through the NGINX gateway of a running `movieaugur up`. A second table gives
-one-event requests' latency (p50/p99).
+one-event requests' latency (p50/p99), sent one after another once the projectors have caught up.
 
-Needs `movieaugur up` (the command service behind NGINX on the gateway port).
+With `--without-projectors` ours is measured again with the projector service stopped: on a
+2-core machine the projectors following the writes take most of a core that the plain producer's
+run, on a topic nobody reads, keeps for itself. `--rounds` alternates the two sides (the plain
+producer's rate drifts by ±15 % between runs on this machine).
+
+Needs `movieaugur up` (the command service behind NGINX on the gateway port); the command
+workers it counts are `movieaugur up --command-workers N` (MOVIEAUGUR_COMMAND_WORKERS).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import asyncio
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import _util  # noqa: F401 - puts the repo on sys.path
 import aiohttp
@@ -66,7 +74,8 @@ async def raw_producer(settings: Settings, total: int, clients: int, batch: int)
 
 
 async def ours(gateway: str, total: int, clients: int, batch: int) -> float:
-    bodies = [orjson.dumps(events(total, uuid.uuid4().hex[:6])[i : i + batch]) for i in range(0, total, batch)]
+    every = events(total, uuid.uuid4().hex[:6])
+    bodies = [orjson.dumps(every[i : i + batch]) for i in range(0, total, batch)]
     async with aiohttp.ClientSession() as session:
         started = time.perf_counter()
         queue = list(bodies)
@@ -97,6 +106,48 @@ async def single_events(gateway: str, count: int) -> dict[str, float]:
     return {"p50_ms": statistics.median(latencies), "p99_ms": latencies[int(len(latencies) * 0.99) - 1]}
 
 
+@contextmanager
+def projectors_stopped() -> Iterator[None]:
+    """The system's projector service stopped, then started again with its own environment.
+
+    Why: on this 2-core machine the projectors following the bench's writes take most of a core
+    (they apply every event to Redis), which the plain producer's run, on a topic nobody reads,
+    never pays. The write path alone is measured without them; production runs them elsewhere."""
+    from movieaugur.system import System, process_environment
+
+    service = System().service("projectors")
+    pid = service.pid()
+    if pid is None:
+        raise SystemExit("no projector service runs: start the system with `movieaugur up`")
+    env = process_environment(pid)
+    service.stop()
+    try:
+        yield
+    finally:
+        service.spawn(env)
+        service.wait_ready(120)
+
+
+def command_workers() -> int:
+    from movieaugur.system import System
+
+    return sum(1 for s in System().status().services if s.role == "commands" and s.pid is not None)
+
+
+def wait_until_projected(timeout: float = 300.0) -> float:
+    """Seconds until the projectors report no lag: one-event latency is measured on a system that
+    has digested the batches before it, not while it is still applying them."""
+    from movieaugur.system import System
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        lags = System().lags()
+        if lags is not None and not any(lags[0].values()):
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise SystemExit(f"the projectors still lag after {timeout:.0f}s: see `movieaugur status`")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gateway", default="http://127.0.0.1:18080")
@@ -104,24 +155,54 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--singles", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat plain producer then ours this many times (the box's speed drifts)")
+    parser.add_argument("--without-projectors", action="store_true",
+                        help="also measure ours with the projector service stopped (see projectors_stopped)")
     parser.add_argument("--smoke", action="store_true", help="tiny run: checks the script works")
     parser.add_argument("--json-out")
     args = parser.parse_args()
     if args.smoke:
-        args.events, args.singles = 4000, 20
+        args.events, args.singles, args.rounds = 4000, 20, 1
     settings = Settings(mode="distributed")
-    raw = asyncio.run(raw_producer(settings, args.events, args.clients, args.batch))
-    say(f"plain producer: {raw:,.0f} events/s")
-    our = asyncio.run(ours(args.gateway, args.events, args.clients, args.batch))
-    say(f"POST /v1/events through NGINX: {our:,.0f} events/s")
-    single = asyncio.run(single_events(args.gateway, args.singles))
-    rows = [["batches through NGINX", f"{our:,.0f}", f"{raw:,.0f}", f"{our / raw:.2f}×"]]
-    table = markdown(["write path", "ours events/s", "plain producer events/s", "ratio"], rows)
-    table += "\n\n" + markdown(["one-event POST", "p50 ms", "p99 ms"],
-                               [["through NGINX", f"{single['p50_ms']:.1f}", f"{single['p99_ms']:.1f}"]])
-    emit({"raw_events_per_s": raw, "ours_events_per_s": our, "single": single, "clients": args.clients,
-          "batch": args.batch}, table, args.json_out)
+    workers = command_workers()
 
+    def batches() -> float:
+        return asyncio.run(ours(args.gateway, args.events, args.clients, args.batch))
+
+    rows, rounds = [], []
+    for number in range(1, args.rounds + 1):
+        wait_until_projected()  # both sides start on a system that is not still applying earlier writes
+        raw = asyncio.run(raw_producer(settings, args.events, args.clients, args.batch))
+        say(f"round {number}: plain producer {raw:,.0f} events/s")
+        measured = {"raw": raw, "following": batches()}
+        say(f"round {number}: ours, projectors following, {measured['following']:,.0f} events/s")
+        if args.without_projectors:
+            with projectors_stopped():
+                measured["stopped"] = batches()
+            say(f"round {number}: ours, projectors stopped, {measured['stopped']:,.0f} events/s")
+        rounds.append(measured)
+        for case in ("following", "stopped"):
+            if case in measured:
+                rows.append([number, f"{workers} command worker(s), projectors {case}", f"{measured[case]:,.0f}",
+                             f"{raw:,.0f}", f"{measured[case] / raw:.2f}×"])
+    for case in ("following", "stopped"):
+        ratios = [r[case] / r["raw"] for r in rounds if case in r]
+        if len(ratios) > 1:
+            rows.append(["median", f"projectors {case}", "", "", f"{statistics.median(ratios):.2f}×"])
+    caught_up = wait_until_projected()
+    say(f"projectors caught up {caught_up:.1f}s after the last batch")
+    singles = {"following": asyncio.run(single_events(args.gateway, args.singles))}
+    if args.without_projectors:
+        with projectors_stopped():
+            singles["stopped"] = asyncio.run(single_events(args.gateway, args.singles))
+    table = markdown(["round", f"batches of {args.batch} through NGINX", "ours events/s",
+                      "plain producer events/s", "ratio"], rows)
+    table += "\n\n" + markdown(["one-event POST through NGINX", "p50 ms", "p99 ms"],
+                                 [[f"projectors {case}", f"{v['p50_ms']:.1f}", f"{v['p99_ms']:.1f}"]
+                                  for case, v in singles.items()])
+    emit({"rounds": rounds, "single": singles, "clients": args.clients, "batch": args.batch,
+          "command_workers": workers, "caught_up_seconds": caught_up}, table, args.json_out)
 
 if __name__ == "__main__":
     main()

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     port: int = 8080
     command_port: int = 18181
     query_port: int = 18182
+    # Command service processes `movieaugur up` starts; they share command_port (SO_REUSEPORT), each
+    # with its own Kafka producer, so their transactions run side by side.
+    command_workers: int = Field(1, ge=1, le=32)
     api_keys: Annotated[tuple[str, ...], NoDecode] = ()
     # Keys that may read (GET) when set; write keys may read too. Unset: reads are open.
     read_api_keys: Annotated[tuple[str, ...], NoDecode] = ()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
@@ -71,7 +72,8 @@ def create_app(container: Container, roles: Iterable[str] = ROLES) -> web.Applic
     spec = build_spec(settings.max_batch, settings)
 
     async def healthz(_: web.Request) -> web.Response:
-        return json_response({"status": "ok", "roles": sorted(roles)})
+        # The pid says which process answered where several share a port (command workers).
+        return json_response({"status": "ok", "roles": sorted(roles), "pid": os.getpid()})
 
     async def readyz(_: web.Request) -> web.Response:
         problems = await readiness_problems(container)

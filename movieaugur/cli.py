@@ -429,7 +429,11 @@ def _print_system(state: Any, as_json: bool) -> bool:
 
 
 @app.command()
-def up() -> None:
+def up(
+    command_workers: Annotated[int | None, typer.Option(
+        "--command-workers", min=1, max=32,
+        help="Command service processes sharing its port (default: MOVIEAUGUR_COMMAND_WORKERS, 1).")] = None,
+) -> None:
     """Start the whole distributed system here and wait until it answers. Safe to repeat.
 
     The local stack (as `movieaugur stack up`), MovieAugur's topics and Connect sinks for
@@ -440,7 +444,7 @@ def up() -> None:
     `movieaugur status` shows it all; `movieaugur down` stops it all."""
     from movieaugur.system import System
 
-    system = System()
+    system = System(command_workers=command_workers)
     try:
         system.up()
     except KeyboardInterrupt:

@@ -28,7 +28,10 @@ async def serve_until_stopped(container: Container, roles: set[str], port: int) 
     app = create_app(container, roles)
     runner = web.AppRunner(app, access_log=None, **SERVER_OPTIONS)
     await runner.setup()
-    site = web.TCPSite(runner, container.settings.host, port, reuse_address=True)
+    settings = container.settings
+    # Several command workers share one port: the kernel spreads NGINX's connections among them.
+    shared = settings.mode == "distributed" and roles == {"commands"} and settings.command_workers > 1
+    site = web.TCPSite(runner, settings.host, port, reuse_address=True, reuse_port=shared or None)
     await site.start()
     say(f"serving {', '.join(sorted(roles))} on http://{container.settings.host}:{port} (docs: /docs)")
     stop = asyncio.Event()

@@ -14,6 +14,13 @@ projectors`) are supervised here the same way the stack supervises its servers (
 - `down` sends SIGTERM to the process group, waits, then SIGKILL.
 
 Nothing restarts a service that dies: `status` shows it (exit code 1) and `up` starts it again.
+
+The command service may run as several processes (MOVIEAUGUR_COMMAND_WORKERS): `movieaugur-commands`,
+`movieaugur-commands-2`, ... share its port (SO_REUSEPORT), so NGINX's upstream stays one address and
+the kernel spreads connections among them. Why processes: a write is CPU work in one Python process
+(validation, events, encoding) plus a Kafka transaction at a time per producer; two workers run two
+transactions side by side (BENCHMARKS.md §8). `down` and `status` also find workers an earlier `up`
+started beyond today's setting (their pid files), so lowering it never strands a process.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import Any
 
 from infra.local import ComponentStatus, Reporter, Stack, StackError
 from infra.local.proc import ManagedProcess, port_open, tree_rss_mb
-from kernel.settings import Settings
+from kernel.settings import Settings, load_settings
 
 #: Start order; `down` stops in this order too (writes stop first, projectors last so they finish
 #: what was written).
@@ -42,7 +49,7 @@ _LAG = re.compile(r"^movieaugur_projection_lag_events\{([^}]*)\}\s+(\S+)", re.M)
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
-def _environ(pid: int) -> dict[str, str]:
+def process_environment(pid: int) -> dict[str, str]:
     """The environment a process was started with (/proc/<pid>/environ; ours, same user)."""
     try:
         raw = Path(f"/proc/{pid}/environ").read_bytes()
@@ -72,7 +79,7 @@ class ServiceProcess(ManagedProcess):
         pid = super().pid()
         if pid is None or (self._popen is not None and self._popen.pid == pid):
             return pid
-        return pid if _environ(pid).get("MOVIEAUGUR_STACK_DIR") == self.stack_dir else None
+        return pid if process_environment(pid).get("MOVIEAUGUR_STACK_DIR") == self.stack_dir else None
 
 
 @dataclass
@@ -128,11 +135,12 @@ def _row(healthy: bool, name: str, address: str, pid: int | None, rss: float | N
 class Service:
     """One `movieaugur serve --role <role>` process of this stack."""
 
-    def __init__(self, role: str, stack: Stack, report: Reporter) -> None:
+    def __init__(self, role: str, stack: Stack, report: Reporter, worker: int = 1) -> None:
         self.role = role
+        self.worker = worker
         self.stack = stack
         self.report = report
-        self.name = f"movieaugur-{role}"
+        self.name = f"movieaugur-{role}" if worker == 1 else f"movieaugur-{role}-{worker}"
         cfg = stack.cfg
         self.proc = ServiceProcess(self.name, cfg.run, cfg.logs, f"serve --role {role}", cfg.root)
         self._log_offset: int | None = None  # where this process's log began, if we started it
@@ -210,7 +218,7 @@ class Service:
         if pid is None:
             return []
         names = {f"MOVIEAUGUR_{name.upper()}" for name in Settings.model_fields}  # what a service reads
-        running = {k: v for k, v in _environ(pid).items() if k in names}
+        running = {k: v for k, v in process_environment(pid).items() if k in names}
         wanted = {k: v for k, v in env.items() if k in names}
         return sorted(k for k in running.keys() | wanted.keys() if running.get(k) != wanted.get(k))
 
@@ -224,7 +232,7 @@ class Service:
                 raise StackError(
                     f"{self.name} (pid {pid}) already runs with other settings ({', '.join(changed)}); "
                     f"restart it with this shell's: `movieaugur down --services-only`, then `movieaugur up`")
-        elif self.port is not None and port_open(self.stack.cfg.host, self.port):
+        elif self.worker == 1 and self.port is not None and port_open(self.stack.cfg.host, self.port):
             raise StackError(
                 f"{self.name}: port {self.port} is taken by a process this tool did not start (a `movieaugur "
                 f"serve` started by hand or by a test?); stop it, or set {self.port_variable} and restart the "
@@ -258,7 +266,7 @@ class Service:
     def status(self, lags: dict[str, int] | None) -> ServiceStatus:
         pid = self.pid()
         problem = self.health() if pid is not None else "not running (start it with `movieaugur up`)"
-        if pid is None and self.port is not None and port_open(self.stack.cfg.host, self.port):
+        if pid is None and self.worker == 1 and self.port is not None and port_open(self.stack.cfg.host, self.port):
             problem = f"not running under this tool, but port {self.port} is taken by another process"
         return ServiceStatus(name=self.name, role=self.role, address=self.address, pid=pid,
                              healthy=problem is None, detail=problem or "ok", lag=lags,
@@ -268,10 +276,15 @@ class Service:
 class System:
     """The local stack plus MovieAugur's three services, started, inspected and stopped as one."""
 
-    def __init__(self, stack: Stack | None = None, report: Reporter | None = None) -> None:
+    def __init__(self, stack: Stack | None = None, report: Reporter | None = None,
+                 command_workers: int | None = None) -> None:
         self.report = report or Reporter()
         self.stack = stack or Stack(report=self.report)
-        self.services = [Service(role, self.stack, self.report) for role in ROLES]
+        self.command_workers = load_settings().command_workers if command_workers is None else command_workers
+        workers = max(self.command_workers, *command_worker_numbers(self.stack.cfg.run))
+        self.services = [Service("commands", self.stack, self.report, worker) for worker in range(1, workers + 1)]
+        self.services += [Service(role, self.stack, self.report) for role in ROLES if role != "commands"]
+        self._wanted = {s.name for s in self.services if s.role != "commands" or s.worker <= self.command_workers}
 
     def service(self, role: str) -> Service:
         return next(s for s in self.services if s.role == role)
@@ -293,6 +306,7 @@ class System:
             "MOVIEAUGUR_HOST": cfg.host,  # NGINX's upstreams are on the stack's host
             "MOVIEAUGUR_COMMAND_PORT": str(cfg.command_port),
             "MOVIEAUGUR_QUERY_PORT": str(cfg.query_port),
+            "MOVIEAUGUR_COMMAND_WORKERS": str(self.command_workers),  # they share the port if > 1
             "MOVIEAUGUR_STACK_DIR": str(cfg.root),  # also how a pid file is recognised as ours
             "PYTHONUNBUFFERED": "1",
         }
@@ -312,11 +326,15 @@ class System:
         t0 = time.monotonic()
         env = self.service_environment()
         for service in self.services:  # before anything is started or created in vain
-            service.preflight(env)
+            if service.name in self._wanted:
+                service.preflight(env)
         self.stack.up()
         self.prepare()
-        started = [s for s in self.services if s.spawn(env) is not None]  # all at once: start-ups overlap
-        for service in self.services:
+        for extra in (s for s in self.services if s.name not in self._wanted):  # the setting went down
+            extra.stop()
+        wanted = [s for s in self.services if s.name in self._wanted]
+        started = [s for s in wanted if s.spawn(env) is not None]  # all at once: start-ups overlap
+        for service in wanted:
             if service in started:
                 service.wait_ready(self.stack.cfg.timeout)
             else:
@@ -387,12 +405,23 @@ class System:
         components = self.stack.status()
         lags = self.lags() if self.service("queries").pid() is not None else None
         by_role = {"projectors": lags[0] if lags else None, "queries": lags[1] if lags else None}
-        services = [s.status(by_role.get(s.role)) for s in self.services]
+        services = [s.status(by_role.get(s.role)) for s in self.services
+                    if s.name in self._wanted or s.pid() is not None]
         return SystemStatus(str(self.stack.cfg.root), self.gateway_url, components, services)
 
     def stopped(self) -> list[str]:
         """Names of the services whose processes are gone (for watchers such as the demo)."""
-        return [s.name for s in self.services if s.pid() is None]
+        return [s.name for s in self.services if s.name in self._wanted and s.pid() is None]
+
+
+def command_worker_numbers(run_dir: Path) -> list[int]:
+    """Numbers of the command workers with a pid file (1 is `movieaugur-commands`)."""
+    numbers = [1]
+    for pid_file in run_dir.glob("movieaugur-commands-*.pid"):
+        suffix = pid_file.stem.rsplit("-", 1)[1]
+        if suffix.isdigit():
+            numbers.append(int(suffix))
+    return numbers
 
 
 def service_pids(stack_dir: Path) -> dict[str, int | None]:
@@ -406,4 +435,4 @@ def service_pids(stack_dir: Path) -> dict[str, int | None]:
     return pids
 
 
-__all__ = ["ROLES", "Service", "ServiceStatus", "System", "SystemStatus", "service_pids"]
+__all__ = ["ROLES", "Service", "command_worker_numbers", "process_environment", "ServiceStatus", "System", "SystemStatus", "service_pids"]

@@ -133,3 +133,35 @@ def test_down_services_only_stops_every_service_and_keeps_the_stack(system: Up) 
     after = system.cli("status", "--json", timeout=120)
     assert after.returncode == 1
     assert not any(s["healthy"] or s["pid"] for s in json.loads(after.stdout)["services"])
+
+
+def test_command_workers_share_the_port_and_down_stops_every_one(system: Up) -> None:
+    """`up --command-workers 2`: two command processes answer on the one command port (the kernel
+    spreads new connections among them), writes through NGINX are served, `down` stops both."""
+    result = system.cli("up", "--command-workers", "2")
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    report = json.loads(system.cli("status", "--json", timeout=120).stdout)
+    workers = {s["name"]: s["pid"] for s in report["services"] if s["role"] == "commands"}
+    assert set(workers) == {"movieaugur-commands", "movieaugur-commands-2"}, report["services"]
+    assert all(pid is not None and pid_alive(pid) for pid in workers.values()), workers
+    assert len(set(workers.values())) == 2
+    answered: set[int] = set()
+    url = f"http://127.0.0.1:{system.stack.cfg.command_port}/healthz"
+    for _ in range(200):  # a fresh connection each: the kernel picks a worker per connection
+        status, _, body = http("GET", url)
+        assert status == 200 and body["roles"] == ["commands"], body
+        answered.add(body["pid"])
+        if answered == set(workers.values()):
+            break
+    assert answered == set(workers.values()), f"only {answered} of {workers} answered 200 fresh connections"
+    run = uuid.uuid4().hex[:8]
+    for index in range(4):
+        events = [{"event_id": f"workers-{run}-{index}-{i}", "user_id": f"w{i}", "item_id": "m1", "item_type": "movie",
+                   "action": "view"} for i in range(50)]
+        status, _, body = http("POST", f"{system.gateway}/v1/events", events, timeout=60)
+        assert status == 200 and body["appended"] == 50, body
+    result = system.cli("down", "--services-only", timeout=120)
+    assert result.returncode == 0, result.stderr
+    for name, pid in workers.items():
+        assert not pid_alive(pid), f"{name} (pid {pid}) still running after down"
+        assert not (system.stack.cfg.run / f"{name}.pid").exists()
