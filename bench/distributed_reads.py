@@ -129,6 +129,7 @@ def main() -> None:
         expected = sum(1 for _ in catalog_events(Path(args.movielens))) + sample["catalog"]  # and the sample's titles
         started = time.perf_counter()
         appended = asyncio.run(append_catalog(settings, Path(args.movielens)))
+        say(f"catalog appended in {appended:.1f}s; measuring during the sink")
         during = measure(url, users, args.seconds)
         copied = sink_caught_up(settings, expected)
         while not sink_caught_up(settings, expected):
@@ -136,6 +137,7 @@ def main() -> None:
                 raise SystemExit("the catalog sink did not catch up in 600 s")
             time.sleep(1.0)
         sink_seconds = time.perf_counter() - started
+        say(f"sink caught up after {sink_seconds:.1f}s; measuring after it")
         after = measure(url, users, args.seconds)
     finally:
         for process in processes:

@@ -11,11 +11,15 @@ Key layout under a prefix (default "ma:"):
   g:{projection}:{source}   sorted set of applied event ids scored by their offset (bounded)
   t:{projection} field ~ready   set once the projector caught up with the log; absent while the view
                        is (re)built, so a flushed Redis reads as "rebuilding", never as an empty view
-  revision             a counter moved by every apply, drop and promote (ViewStore.revision: the
-                       read side keeps view-only answers until it moves). Created at Redis's clock
-                       in microseconds, so after a flush it starts above any value it had before
-                       (fewer than a million commits a second), and a kept answer is never matched
-                       by a revision of a different view; while it is missing, nothing is kept.
+  revisions            hash: a counter per space, moved by every apply, drop and promote that
+                       touches the space (ViewStore.revision(spaces): the read side keeps an answer
+                       until a space it read moves), and `~epoch`, set at Redis's clock in
+                       microseconds when the hash is created. After a flush the epoch starts above
+                       any value it had before, so a kept answer is never matched by a counter of
+                       a different life of the view; while it is missing, nothing is kept. Per
+                       space, not one counter for all: commits of other views (the projector busy
+                       after 10k titles arrived) kept every recommendation list from being kept
+                       (BENCHMARKS.md §17).
 """
 
 from __future__ import annotations
@@ -32,18 +36,25 @@ from redis.exceptions import ResponseError
 from projections.changes import Batch, Change, ScoreAdd, ScoreMax, ScoreRemove, StaleTracking, ViewStore
 
 _BUMP_FUNCTION = """
-local function bump(prefix)
-  local key = prefix .. 'revision'
-  if redis.call('EXISTS', key) == 0 then
+local function bump(prefix, spaces)
+  local key = prefix .. 'revisions'
+  if redis.call('HEXISTS', key, '~epoch') == 0 then
     local now = redis.call('TIME')
-    redis.call('SET', key, string.format('%d', tonumber(now[1]) * 1000000 + tonumber(now[2])))
+    redis.call('HSET', key, '~epoch', string.format('%d', tonumber(now[1]) * 1000000 + tonumber(now[2])))
   end
-  redis.call('INCR', key)
+  for space, _ in pairs(spaces) do
+    redis.call('HINCRBY', key, space, 1)
+  end
+end
+local function spaces_from(first)
+  local spaces = {}
+  for i = first, #ARGV do spaces[ARGV[i]] = true end
+  return spaces
 end
 """
 
 _BUMP = _BUMP_FUNCTION + """
-bump(ARGV[1])
+bump(ARGV[1], spaces_from(2))
 return 1
 """
 
@@ -67,6 +78,7 @@ local guards = prefix .. 'g:' .. projection .. ':' .. batch.source
 local horizon = batch.horizon
 local guarded = false
 local indexed = {}  -- sorted sets already in the key index during this batch
+local touched = {}  -- the spaces this batch changes: their revisions move
 for _, effect in ipairs(batch.effects) do
   local fresh = true
   if effect.g then
@@ -84,6 +96,7 @@ for _, effect in ipairs(batch.effects) do
   if fresh then
     for _, c in ipairs(effect.c) do
       local op = c[1]
+      touched[c[2]] = true
       if op == 'add' or op == 'max' then
         local key = prefix .. 'z:' .. c[2] .. ':' .. c[3]
         if not indexed[key] then
@@ -119,7 +132,7 @@ end
 for source, next_offset in pairs(batch.positions) do
   redis.call('HSET', tracking, source, next_offset)
 end
-bump(prefix)
+bump(prefix, touched)
 return #batch.effects
 """
 
@@ -184,8 +197,8 @@ for _, key in ipairs(guard_keys(shadow)) do
   end
 end
 move('t:' .. projection)
-redis.call('DEL', shadow .. 'revision')  -- the shadow's own counter: its commits were nobody's reads
-bump(live)
+redis.call('DEL', shadow .. 'revisions')  -- the shadow's own counters: its commits were nobody's reads
+bump(live, spaces_from(4))
 return 1
 """
 
@@ -231,7 +244,7 @@ class RedisViewStore(ViewStore):
         self._bump = self.redis.register_script(_BUMP)
         self._owns_connection = client is None
         self.revision_recheck = revision_recheck
-        self._revision: tuple[str, int] | None = None
+        self._revision: tuple[str, int, dict[str, int]] | None = None
         self._revision_read_at = -float("inf")
         self._revision_read: asyncio.Future[None] | None = None
 
@@ -276,11 +289,11 @@ class RedisViewStore(ViewStore):
     async def drop(self, projection: str, spaces: Sequence[str]) -> None:
         # the revision moves before the first key goes (answers kept from the full view end) and
         # again after the last (also when the drop failed half-way)
-        await self._bump(args=[self.prefix])
+        await self._bump(args=[self.prefix, *spaces])
         try:
             await self._drop(projection, spaces)
         finally:
-            await self._bump(args=[self.prefix])
+            await self._bump(args=[self.prefix, *spaces])
 
     async def _drop(self, projection: str, spaces: Sequence[str]) -> None:
         doomed = [f"{self.prefix}t:{projection}"]
@@ -314,9 +327,9 @@ class RedisViewStore(ViewStore):
 
     # -- query side ----------------------------------------------------------------------------
 
-    async def revision(self, spaces: Sequence[str]) -> tuple[str, int] | None:
-        """(the server's run id, the revision counter); None while no apply has set the counter (a
-        new or flushed Redis): then nothing is kept. The run id changes with every restart and
+    async def revision(self, spaces: Sequence[str]) -> tuple[str, int, tuple[int, ...]] | None:
+        """(the server's run id, the epoch, each space's counter); None while no apply has set the
+        epoch (a new or flushed Redis): then nothing is kept. The run id changes with every restart and
         failover, where a counter restored from a snapshot or a replica could repeat values it had
         before. Read at most every `revision_recheck` seconds, one read at a time, shared by the
         requests meanwhile: a read per request cost a third of a kept answer's time, and a commit
@@ -329,14 +342,19 @@ class RedisViewStore(ViewStore):
                 read = self._revision_read = asyncio.ensure_future(self._read_revision(asked_at))
                 read.add_done_callback(_retrieved)  # a failure nobody waited for is not logged as lost
             await asyncio.shield(read)
-        return self._revision
+        if self._revision is None:
+            return None
+        run_id, epoch, counters = self._revision
+        return run_id, epoch, tuple(counters.get(space, 0) for space in spaces)
 
     async def _read_revision(self, asked_at: float) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(f"{self.prefix}revision")
+            pipe.hgetall(f"{self.prefix}revisions")
             pipe.info("server")
-            value, server = await pipe.execute()
-        self._revision = (str(server.get("run_id")), int(value)) if value is not None else None
+            fields, server = await pipe.execute()
+        counters = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in fields.items()}
+        epoch = counters.pop("~epoch", None)
+        self._revision = (str(server.get("run_id")), epoch, counters) if epoch is not None else None
         self._revision_read_at = asked_at
 
     async def top(self, space: str, keys: Mapping[str, float], offset: int, limit: int) -> list[tuple[str, float]]:

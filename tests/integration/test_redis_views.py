@@ -112,11 +112,13 @@ def test_replay_rebuilds_a_shadow_and_swaps_atomically(redis_url) -> None:  # ty
 def test_the_revision_moves_with_every_commit_and_never_returns_after_a_loss(redis_url) -> None:  # type: ignore[no-untyped-def]
     """ViewStore.revision against a real Redis: None before any apply (nothing may be kept), moved by
     apply, drop and a replay's promote; after the keys are lost it is None again, and the first apply
-    after that starts above every value it had before (a kept answer is never matched again)."""
+    after that starts a new epoch above every value it had before (a kept answer is never matched
+    again). A commit of another view's spaces leaves it where it was."""
     from domain.events import InteractionRecorded, from_unix
     from domain.weights import ActionWeights
     from kernel.settings import DEFAULT_ACTION_WEIGHTS
     from movieaugur.adapters.memory_log import MemoryEventLog
+    from projections.history import HistoryProjection
     from projections.popularity import PopularityProjection
     from projections.runner import Projector
 
@@ -147,6 +149,10 @@ def test_the_revision_moves_with_every_commit_and_never_returns_after_a_loss(red
             seen.append(await store.revision(("popularity",)))
             assert seen[-1] > seen[-2]
             assert await store.revision(("popularity",)) == seen[-1]  # reads move nothing
+            history = await store.revision(("history",))
+            await Projector(HistoryProjection(), log, store, batch_size=5).catch_up()  # another view commits
+            assert await store.revision(("history",)) != history
+            assert await store.revision(("popularity",)) == seen[-1]
             await projector.replay()  # rebuilt in a shadow, then promoted
             seen.append(await store.revision(("popularity",)))
             await store.drop(projection.name, projection.spaces)
@@ -158,7 +164,7 @@ def test_the_revision_moves_with_every_commit_and_never_returns_after_a_loss(red
             await append(9)
             await projector.catch_up()
             again = await store.revision(("popularity",))
-            assert again is not None and again[1] > max(counter for _, counter in seen)
+            assert again is not None and again[1] > max(epoch for _, epoch, _ in seen)
         finally:
             async for key in store.redis.scan_iter(match=f"{store.prefix}*"):
                 await store.redis.delete(key)
