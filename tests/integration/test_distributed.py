@@ -294,3 +294,55 @@ def test_projector_workers_share_partitions_and_agree_with_replay(services: Serv
     assert http("POST", f"{gateway}/events", events)[0] == 200
     expected = replay_into_fresh_views(services)
     wait_for(lambda: dump_redis(services) == expected, timeout=120, interval=1.0, what="two workers' views equal a replay")
+
+
+def test_reads_are_right_while_the_catalog_sink_has_copied_nothing(services: Services) -> None:
+    """The query service's catalog is its own projection of the items topic, not the document store
+    Kafka Connect fills: with the catalog sink paused, new titles are read at once (the item, and the
+    popularity route's metadata), while the store holds none of them; resumed, the sink catches up
+    and the reads stay the same."""
+    from pymongo import MongoClient
+
+    from projections.catalog import CatalogProjection
+
+    assert CatalogProjection.sink is not None
+    connect = services.stack.connect
+    connector = CatalogProjection.sink.connector_name(services.settings.topic_prefix)
+    query = f"http://127.0.0.1:{services.env['MOVIEAUGUR_QUERY_PORT']}"
+    tag = uuid.uuid4().hex[:8]
+    titles = {f"paused-{tag}-{n}": f"Paused title {n}" for n in range(3)}
+    client: MongoClient = MongoClient(services.settings.mongo_url, serverSelectionTimeoutMS=5000)
+    stored = client[services.settings.mongo_database][CatalogProjection.sink.collection]
+    status, body = connect.request("PUT", f"/connectors/{connector}/pause")
+    assert status == 202, body
+
+    def read_right() -> bool:
+        for item_id, title in titles.items():
+            code, _, item = http("GET", f"{query}/v1/items/movie/{item_id}")
+            if code != 200 or item.get("title") != title:
+                return False
+        code, _, ranked = http("GET", f"{query}/popularity/movie?limit=1000")
+        listed = {entry["id"]: entry.get("title") for entry in ranked} if code == 200 else {}
+        return all(listed.get(item_id) == title for item_id, title in titles.items())
+
+    def copied() -> int:
+        return stored.count_documents({"item_id": {"$in": list(titles)}})
+
+    try:
+        try:
+            wait_for(lambda: (connect.connector_status(connector) or {}).get("connector", {}).get("state") == "PAUSED",
+                     timeout=30, what="the catalog sink paused")
+            for item_id, title in titles.items():
+                status, _, body = http("PUT", f"{services.gateway}/v1/items/movie/{item_id}", {"title": title})
+                assert status == 200, body
+            status, _, body = http("POST", f"{services.gateway}/events", [legacy("p", item_id) for item_id in titles])
+            assert status == 200 and body["appended"] == len(titles), body
+            wait_for(read_right, timeout=60, what="new titles read from the query service with the sink paused")
+            assert copied() == 0, "the paused sink copied them"
+        finally:
+            resumed = connect.request("PUT", f"/connectors/{connector}/resume")
+        assert resumed[0] == 202, resumed
+        wait_for(lambda: copied() == len(titles), timeout=120, interval=0.5, what="the resumed sink copying the titles")
+        assert read_right()
+    finally:
+        client.close()
