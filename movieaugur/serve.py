@@ -29,8 +29,9 @@ async def serve_until_stopped(container: Container, roles: set[str], port: int) 
     runner = web.AppRunner(app, access_log=None, **SERVER_OPTIONS)
     await runner.setup()
     settings = container.settings
-    # Several command workers share one port: the kernel spreads NGINX's connections among them.
-    shared = settings.mode == "distributed" and roles == {"commands"} and settings.command_workers > 1
+    # Command workers share one port (the kernel spreads NGINX's connections among them), always,
+    # so that `movieaugur up --command-workers N` can add workers beside one already running.
+    shared = settings.mode == "distributed" and roles == {"commands"}
     site = web.TCPSite(runner, settings.host, port, reuse_address=True, reuse_port=shared or None)
     await site.start()
     say(f"serving {', '.join(sorted(roles))} on http://{container.settings.host}:{port} (docs: /docs)")

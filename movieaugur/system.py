@@ -20,7 +20,8 @@ The command service may run as several processes (MOVIEAUGUR_COMMAND_WORKERS): `
 the kernel spreads connections among them. Why processes: a write is CPU work in one Python process
 (validation, events, encoding) plus a Kafka transaction at a time per producer; two workers run two
 transactions side by side (BENCHMARKS.md §8). `down` and `status` also find workers an earlier `up`
-started beyond today's setting (their pid files), so lowering it never strands a process.
+started beyond today's setting (their pid files), so lowering it never strands a process, and `up`
+stops them; every command process listens with SO_REUSEPORT, so `up` can add workers beside running ones.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ from kernel.settings import Settings, load_settings
 #: what was written).
 ROLES = ("commands", "queries", "projectors")
 STOP_GRACE_SECONDS = 20.0
+#: Fresh connections a command worker's health check may take to reach that worker.
+WORKER_PROBES = 64
 _LAG = re.compile(r"^movieaugur_projection_lag_events\{([^}]*)\}\s+(\S+)", re.M)
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
@@ -141,6 +144,8 @@ class Service:
         self.stack = stack
         self.report = report
         self.name = f"movieaugur-{role}" if worker == 1 else f"movieaugur-{role}-{worker}"
+        #: The other command workers, which share this one's port (set by System).
+        self.siblings: list[Service] = []
         cfg = stack.cfg
         self.proc = ServiceProcess(self.name, cfg.run, cfg.logs, f"serve --role {role}", cfg.root)
         self._log_offset: int | None = None  # where this process's log began, if we started it
@@ -169,22 +174,36 @@ class Service:
     def pid(self) -> int | None:
         return self.proc.pid()
 
+    def port_shared(self) -> bool:
+        """Whether another command worker of this stack runs (and so holds the shared port)."""
+        return any(sibling.pid() is not None for sibling in self.siblings)
+
     # Probes ----------------------------------------------------------------------------------------
     def health(self) -> str | None:
         """None when healthy: HTTP roles answer /healthz with their role, projectors are alive."""
         if self.url is None:
             return None if self.pid() is not None else "not running"
-        try:
-            status, body = _http_get(f"{self.url}/healthz")
-        except OSError as error:
-            return f"GET /healthz: {getattr(error, 'reason', error)}"
-        if status != 200:
-            return f"GET /healthz answered {status}"
-        try:
-            roles = json.loads(body or b"{}").get("roles")
-        except (ValueError, AttributeError):
-            roles = None
-        return None if roles == [self.role] else f"port {self.port} answers as {roles}, not {self.role}"
+        # Command workers share their port and the kernel picks one per connection: ask on fresh
+        # connections until this worker's pid answers, so another worker's answer never stands in.
+        pid, answered = self.pid(), set()
+        for _ in range(WORKER_PROBES if self.role == "commands" else 1):
+            try:
+                status, body = _http_get(f"{self.url}/healthz")
+            except OSError as error:
+                return f"GET /healthz: {getattr(error, 'reason', error)}"
+            if status != 200:
+                return f"GET /healthz answered {status}"
+            try:
+                answer = json.loads(body or b"{}")
+                roles, by = answer.get("roles"), answer.get("pid")
+            except (ValueError, AttributeError):
+                roles, by = None, None
+            if roles != [self.role]:
+                return f"port {self.port} answers as {roles}, not {self.role}"
+            if self.role != "commands" or pid is None or by == pid:
+                return None
+            answered.add(by)
+        return f"port {self.port} answers from pid {sorted(answered)}, never from this worker's {pid}"
 
     def ready(self) -> str | None:
         """What `up` waits for: healthy, the query service ready (reaches its log and views), the
@@ -217,7 +236,8 @@ class Service:
         pid = self.pid()
         if pid is None:
             return []
-        names = {f"MOVIEAUGUR_{name.upper()}" for name in Settings.model_fields}  # what a service reads
+        # what a service reads; how many command workers run is `up`'s business, not a process's
+        names = {f"MOVIEAUGUR_{name.upper()}" for name in Settings.model_fields} - {"MOVIEAUGUR_COMMAND_WORKERS"}
         running = {k: v for k, v in process_environment(pid).items() if k in names}
         wanted = {k: v for k, v in env.items() if k in names}
         return sorted(k for k in running.keys() | wanted.keys() if running.get(k) != wanted.get(k))
@@ -232,7 +252,7 @@ class Service:
                 raise StackError(
                     f"{self.name} (pid {pid}) already runs with other settings ({', '.join(changed)}); "
                     f"restart it with this shell's: `movieaugur down --services-only`, then `movieaugur up`")
-        elif self.worker == 1 and self.port is not None and port_open(self.stack.cfg.host, self.port):
+        elif self.port is not None and not self.port_shared() and port_open(self.stack.cfg.host, self.port):
             raise StackError(
                 f"{self.name}: port {self.port} is taken by a process this tool did not start (a `movieaugur "
                 f"serve` started by hand or by a test?); stop it, or set {self.port_variable} and restart the "
@@ -266,7 +286,7 @@ class Service:
     def status(self, lags: dict[str, int] | None) -> ServiceStatus:
         pid = self.pid()
         problem = self.health() if pid is not None else "not running (start it with `movieaugur up`)"
-        if pid is None and self.worker == 1 and self.port is not None and port_open(self.stack.cfg.host, self.port):
+        if pid is None and self.port is not None and not self.port_shared() and port_open(self.stack.cfg.host, self.port):
             problem = f"not running under this tool, but port {self.port} is taken by another process"
         return ServiceStatus(name=self.name, role=self.role, address=self.address, pid=pid,
                              healthy=problem is None, detail=problem or "ok", lag=lags,
@@ -282,7 +302,10 @@ class System:
         self.stack = stack or Stack(report=self.report)
         self.command_workers = load_settings().command_workers if command_workers is None else command_workers
         workers = max(self.command_workers, *command_worker_numbers(self.stack.cfg.run))
-        self.services = [Service("commands", self.stack, self.report, worker) for worker in range(1, workers + 1)]
+        commands = [Service("commands", self.stack, self.report, worker) for worker in range(1, workers + 1)]
+        for worker in commands:
+            worker.siblings = [other for other in commands if other is not worker]
+        self.services = list(commands)
         self.services += [Service(role, self.stack, self.report) for role in ROLES if role != "commands"]
         self._wanted = {s.name for s in self.services if s.role != "commands" or s.worker <= self.command_workers}
 
@@ -306,7 +329,6 @@ class System:
             "MOVIEAUGUR_HOST": cfg.host,  # NGINX's upstreams are on the stack's host
             "MOVIEAUGUR_COMMAND_PORT": str(cfg.command_port),
             "MOVIEAUGUR_QUERY_PORT": str(cfg.query_port),
-            "MOVIEAUGUR_COMMAND_WORKERS": str(self.command_workers),  # they share the port if > 1
             "MOVIEAUGUR_STACK_DIR": str(cfg.root),  # also how a pid file is recognised as ours
             "PYTHONUNBUFFERED": "1",
         }

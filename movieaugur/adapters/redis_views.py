@@ -42,6 +42,12 @@ local function bump(prefix, spaces)
     local now = redis.call('TIME')
     redis.call('HSET', key, '~epoch', string.format('%d', tonumber(now[1]) * 1000000 + tonumber(now[2])))
   end
+  -- The one counter of earlier versions (a mixed deploy): deleted, so a query process still
+  -- reading it keeps nothing rather than trust a counter that stopped; where a projector of an
+  -- earlier version had moved it, `~earlier` moves, so a reader that saw it never sees it again.
+  if redis.call('DEL', prefix .. 'revision') == 1 then
+    redis.call('HINCRBY', key, '~earlier', 1)
+  end
   for space, _ in pairs(spaces) do
     redis.call('HINCRBY', key, space, 1)
   end
@@ -345,14 +351,19 @@ class RedisViewStore(ViewStore):
         if self._revision is None:
             return None
         run_id, epoch, counters = self._revision
-        return run_id, epoch, tuple(counters.get(space, 0) for space in spaces)
+        earlier = (counters.get("~earlier", 0), counters["~old"])
+        return run_id, epoch, (*earlier, *(counters.get(space, 0) for space in spaces))
 
     async def _read_revision(self, asked_at: float) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(f"{self.prefix}revisions")
+            pipe.get(f"{self.prefix}revision")
             pipe.info("server")
-            fields, server = await pipe.execute()
+            fields, earlier, server = await pipe.execute()
         counters = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in fields.items()}
+        # The one counter projectors of earlier versions move (see bump): during a mixed deploy
+        # their commits give way to kept answers too.
+        counters["~old"] = int(earlier) if earlier is not None else 0
         epoch = counters.pop("~epoch", None)
         self._revision = (str(server.get("run_id")), epoch, counters) if epoch is not None else None
         self._revision_read_at = asked_at

@@ -330,8 +330,12 @@ def test_reads_are_right_while_the_catalog_sink_has_copied_nothing(services: Ser
 
     try:
         try:
-            wait_for(lambda: (connect.connector_status(connector) or {}).get("connector", {}).get("state") == "PAUSED",
-                     timeout=30, what="the catalog sink paused")
+            def paused() -> bool:  # the connector and each of its tasks (they pause after it)
+                state = connect.connector_status(connector) or {}
+                states = [state.get("connector", {}).get("state")] + [t.get("state") for t in state.get("tasks", [])]
+                return len(states) > 1 and set(states) == {"PAUSED"}
+
+            wait_for(paused, timeout=30, what="the catalog sink and its tasks paused")
             for item_id, title in titles.items():
                 status, _, body = http("PUT", f"{services.gateway}/v1/items/movie/{item_id}", {"title": title})
                 assert status == 200, body
