@@ -95,6 +95,10 @@ class KafkaEventLog(EventLog):
         self._create_lock = asyncio.Lock()
         self._cleanups: set[asyncio.Future] = set()
         self._partitions: dict[str, list[int]] = {}
+        # A reader that is never assigned partitions, so it never has a fetch in flight: see
+        # end_offsets. `_offset_topics` are the topics its metadata already tracks.
+        self._offsets_reader: AIOKafkaConsumer | None = None
+        self._offset_topics: set[str] = set()
         self._pending: list[_Pending] = []
         self._committer: asyncio.Task[None] | None = None
 
@@ -314,11 +318,35 @@ class KafkaEventLog(EventLog):
         return self._partitions[stream]
 
     async def end_offsets(self, stream: str) -> dict[int, int]:
-        async with self._consumer_locks[stream]:
-            consumer = await self._consumer(stream)
-            tps = [TopicPartition(self.topic(stream), p) for p in await self._all_partitions(stream, consumer)]
-            ends = await consumer.end_offsets(tps)
+        """Asked through a reader of its own: asked through the stream's reader, the request
+        queued behind that reader's long poll on the same connection (200 ms when a partition it
+        fetches is idle, as popularity's are during an import) and behind the read holding its
+        lock, on every lag check and at the start of every replay."""
+        partitions = await self._all_partitions(stream)
+        reader = await self._offsets(self.topic(stream))
+        ends = await reader.end_offsets([TopicPartition(self.topic(stream), p) for p in partitions])
         return {tp.partition: offset for tp, offset in ends.items()}
+
+    async def _offsets(self, topic: str) -> AIOKafkaConsumer:
+        reader = self._offsets_reader
+        if reader is None:
+            async with self._create_lock:
+                if self._offsets_reader is None:
+                    made = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                            isolation_level="read_committed")
+                    try:
+                        await made.start()
+                    except BaseException:
+                        await _quietly_stop(made)
+                        raise
+                    self._offsets_reader, self._offset_topics = made, set()
+                reader = self._offsets_reader
+        if topic not in self._offset_topics:
+            # Its first ListOffsets for an untracked topic would fail, refresh the metadata and
+            # retry after the 100 ms backoff; tracking the topic first costs one metadata request.
+            await reader._client.add_topic(topic)
+            self._offset_topics.add(topic)
+        return reader
 
     async def read(self, stream: str, partition: int, start: int, limit: int) -> ReadResult:
         tp = TopicPartition(self.topic(stream), partition)
@@ -336,8 +364,8 @@ class KafkaEventLog(EventLog):
             # end is the one the background fetcher last saw (at most one fetch round old); asking
             # the broker would queue behind the fetcher's long poll on the same connection.
             end = consumer.last_stable_offset(tp)
-            if end is None:
-                end = (await consumer.end_offsets([tp]))[tp]
+            if end is None:  # not fetched yet
+                end = (await (await self._offsets(tp.topic)).end_offsets([tp]))[tp]
             if start >= end:
                 return ReadResult([], start)
             fetched = await consumer.getmany(tp, timeout_ms=200, max_records=limit)
@@ -359,6 +387,9 @@ class KafkaEventLog(EventLog):
                 if consumer is not None:
                     await _quietly_stop(consumer)
         self._partitions.clear()
+        reader, self._offsets_reader = self._offsets_reader, None
+        if reader is not None:
+            await _quietly_stop(reader)
 
     async def wait_for_events(self, streams: Sequence[str], timeout: float) -> None:
         # The reads above already long-poll the broker (fetch_max_wait_ms); a short pause suffices.
@@ -376,6 +407,9 @@ class KafkaEventLog(EventLog):
         consumers, self._consumers = self._consumers, {}
         for consumer in consumers.values():
             await _quietly_stop(consumer)
+        reader, self._offsets_reader = self._offsets_reader, None
+        if reader is not None:
+            await _quietly_stop(reader)
 
 
 @dataclass
