@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ from typing import Any
 import _util  # noqa: F401 - puts the repo on sys.path
 import orjson
 from _util import DEFAULT_MOVIELENS, emit, markdown, say
+from import_rate import synthetic_folder
 
 from domain.configuration import weights_of
 from domain.events import INTERACTIONS
@@ -125,6 +127,8 @@ async def load(settings: Settings, movielens: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--movielens", default=DEFAULT_MOVIELENS)
+    parser.add_argument("--synthetic", type=int, default=0, metavar="ROWS",
+                        help="import ROWS synthetic ratings over the MovieLens movies instead (users sorted, as MovieLens)")
     parser.add_argument("--projections", default="popularity,history,matrix")
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=2)
@@ -133,7 +137,11 @@ def main() -> None:
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     settings = Settings(mode="distributed", topic_prefix=prefix)
     say(f"topic prefix {prefix}")
-    asyncio.run(load(settings, args.movielens))
+    with tempfile.TemporaryDirectory() as folder:
+        source = args.movielens
+        if args.synthetic:
+            source = str(synthetic_folder(Path(args.movielens), args.synthetic, Path(folder)))
+        asyncio.run(load(settings, source))
     rows, results = [], {}
     for name in args.projections.split(","):
         raw_rates, plain_rates, our_rates = [], [], []
