@@ -176,19 +176,21 @@ class Projector:
 
     def _batch(self, source: str, result: ReadResult, start: int) -> Batch:
         batch = Batch(next_offsets={source: result.next_offset}, horizon=self.guard_horizon, start_offsets={source: start})
-        redactions = self.redactions
+        covers = self.redactions.covers if self.redactions else None  # asked once a batch, not per event
         guarded = not self.log.unique_event_ids  # a log that cannot hold copies needs no guard
+        effect_of, keep = self.projection.effect, batch.effects.append
         for item in result.events:
-            if redactions and redactions.covers(item.event):
+            event = item.event
+            if covers is not None and covers(event):
                 continue
-            effect = self.projection.effect(item.event)
+            effect = effect_of(event)
             if effect.changes:
                 if effect.guard is not None:  # stamped in place: a projection makes a new effect per event
                     if guarded:
                         effect.at = item.position.offset
                     else:
                         effect.guard = None
-                batch.effects.append(effect)
+                keep(effect)
         return batch
 
     async def _settle(self, source: str, pending: Applying, positions: dict[str, int]) -> int:

@@ -296,6 +296,32 @@ def _encode_change(change: Change) -> tuple[Any, ...]:
     return ("doc", change.space, change.key, False, orjson.dumps(change.doc).decode())
 
 
+def _apply_payload(batch: Batch) -> bytes:
+    """The apply script's argument: the batch's tracking, and its effects flat (see _APPLY)."""
+    guards: list[str | bool] = []
+    offsets: list[int] = []
+    counts: list[int] = []
+    flat: list[Any] = []
+    add_guard, add_offset, add_count, add_change = guards.append, offsets.append, counts.append, flat.extend
+    for effect in batch.effects:
+        add_guard(effect.guard or False)
+        add_offset(effect.at)
+        add_count(len(effect.changes))
+        for change in effect.changes:
+            if type(change) is ScoreAdd:  # most changes: written here rather than in a call
+                add_change(("add", change.space, change.key, change.member, change.delta))
+            else:
+                add_change(_encode_change(change))
+    return orjson.dumps({
+        "positions": batch.next_offsets,
+        "source": batch.source,
+        "horizon": batch.horizon,
+        "starts": batch.start_offsets,
+        "cutoff": batch.guard_cutoff(),
+        "g": guards, "o": offsets, "n": counts, "c": flat,
+    })
+
+
 class RedisViewStore(ViewStore):
     def applies_concurrently(self, projection: str) -> bool:
         """Each batch is one atomic script; batches of different partitions touch different
@@ -326,27 +352,9 @@ class RedisViewStore(ViewStore):
     # -- projector side ------------------------------------------------------------------------
 
     async def apply(self, projection: str, batch: Batch) -> None:
-        guards: list[str | bool] = []
-        offsets: list[int] = []
-        counts: list[int] = []
-        flat: list[Any] = []
-        add_guard, add_offset, add_count, add_change = guards.append, offsets.append, counts.append, flat.extend
-        for effect in batch.effects:
-            add_guard(effect.guard or False)
-            add_offset(effect.at)
-            add_count(len(effect.changes))
-            for change in effect.changes:
-                add_change(_encode_change(change))
-        payload = {
-            "positions": batch.next_offsets,
-            "source": batch.source,
-            "horizon": batch.horizon,
-            "starts": batch.start_offsets,
-            "cutoff": batch.guard_cutoff(),
-            "g": guards, "o": offsets, "n": counts, "c": flat,
-        }
+        payload = _apply_payload(batch)
         try:
-            await self._apply(args=[self.prefix, projection, orjson.dumps(payload)])
+            await self._apply(args=[self.prefix, projection, payload])
         except ResponseError as error:
             if str(error).startswith("STALE"):
                 raise StaleTracking(f"{projection}: {error}") from error
