@@ -10,30 +10,37 @@ It is only a shortcut, never a second definition of a record: every schema here 
 the event classes, and a record the general path might read differently is left to it (answered
 None): an older schema version (upcasting), a type or field the schemas do not know, a value of
 another type than the annotation says (msgspec validates; the general path keeps what the JSON
-held), a field missing (written before the field existed), a transcoded-looking value where the
-class does not expect one. What this path accepts,
+held), a field missing (written before the field existed), an integer outside int64, a
+transcoded-looking value where the class does not expect one, and every record of a class whose
+annotations this path cannot mirror exactly (see `_checked`). What this path accepts,
 it decodes to the event the general path makes (a property test holds the two equal).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import types
 import typing
+from collections import Counter
 from collections.abc import Iterator, Mapping
-from typing import Any, Union
+from typing import Annotated, Any, Union
 from uuid import UUID
 
 import msgspec
 from eventsourcing.persistence import Transcoding
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.events import MovieAugurEvent
+
+log = logging.getLogger(__name__)
 
 _as_dict = msgspec.structs.asdict
 _Rejected = msgspec.DecodeError  # ValidationError too
 # Not event content: what decoding sets itself.
 _NOT_FROM_RECORD = frozenset({"originator_id", "originator_version"})
+# The record's envelope (domain/codec.py) as this path names it: no event field may take these.
+_ENVELOPE_NAMES = frozenset({"type", "_id", "schema_version", "record_id"})
 
 
 class _Transcoded(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -65,16 +72,40 @@ def _is_union(hint: Any) -> bool:
     return typing.get_origin(hint) in (Union, types.UnionType)
 
 
-def _widen(hint: Any, transcoded: frozenset[type]) -> Any:
-    """The annotation as msgspec should check it: a float field also takes an int (the general
-    path keeps a JSON 4 as the int 4), a transcoded type is its {"_type_", "_data_"} object."""
+# orjson reads an integer outside int64 as something else (a float past 2**64): msgspec would keep
+# it exact, so such a record is declined here (msgspec bounds fit int64 only).
+_INT = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_PLAIN = (str, bool, type(None))
+
+
+def _plain(hint: Any) -> bool:
+    """Whether msgspec reads a value of this annotation exactly as orjson does, at any depth: JSON's
+    own types only. Not float (msgspec would turn a nested JSON 4 into 4.0), not an int (a nested
+    one cannot be bounded), nor anything msgspec would convert from a string (UUID, datetime...)."""
+    if hint is Any or hint in _PLAIN or hint in (list, dict):
+        return True
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        return _plain(args[0])
+    if origin is dict:
+        return args[0] is str and _plain(args[1])
+    return _is_union(hint) and all(_plain(arg) for arg in args)
+
+
+def _checked(hint: Any, transcoded: frozenset[type]) -> Any:
+    """The annotation as msgspec should check a top-level field, or None where this path cannot
+    mirror the general one: a float field also takes an int (the general path keeps a JSON 4 as
+    the int 4), an int is bounded to int64, a transcoded type is its {"_type_", "_data_"} object."""
     if hint is float:
-        return Union[int, float]
+        return Union[_INT, float]
+    if hint is int:
+        return _INT
     if hint in transcoded:
         return _Transcoded
     if _is_union(hint):
-        return Union[tuple(_widen(arg, transcoded) for arg in typing.get_args(hint))]
-    return hint
+        members = [_checked(arg, transcoded) for arg in typing.get_args(hint)]
+        return None if any(member is None for member in members) else Union[tuple(members)]
+    return hint if _plain(hint) else None
 
 
 def _may_hold_dict(hint: Any) -> bool:
@@ -87,10 +118,17 @@ def _mentions(hint: Any, kinds: frozenset[type]) -> bool:
     return hint in kinds or (_is_union(hint) and any(_mentions(arg, kinds) for arg in typing.get_args(hint)))
 
 
+class _Unmirrored(Exception):
+    """A class whose records this path cannot decode as the general path does."""
+
+
 def _schema(cls: type[MovieAugurEvent], transcoded: frozenset[type]) -> tuple[type[msgspec.Struct], _Shape]:
+    topic = get_topic(cls)
+    if resolve_topic(topic) is not cls:  # the general path would read the topic as another class
+        raise _Unmirrored(f"{topic} does not resolve to {cls.__qualname__}")
     hints = typing.get_type_hints(cls)
     fields: list[Any] = [
-        ("schema_version", int, 1),
+        ("schema_version", _INT, 1),
         ("record_id", Any, msgspec.field(name="_id", default=None)),
         ("originator_id", UUID),
     ]
@@ -98,8 +136,12 @@ def _schema(cls: type[MovieAugurEvent], transcoded: frozenset[type]) -> tuple[ty
     for field in dataclasses.fields(cls):
         if field.name in _NOT_FROM_RECORD:
             continue
+        if field.name in _ENVELOPE_NAMES:
+            raise _Unmirrored(f"field {field.name!r} is a name of the record's envelope")
         hint = hints[field.name]
-        checked = _widen(hint, transcoded)
+        checked = _checked(hint, transcoded)
+        if checked is None:
+            raise _Unmirrored(f"field {field.name!r}: {hint}")
         if _mentions(hint, transcoded):
             names_transcoded.append(field.name)
         if _may_hold_dict(hint):
@@ -109,9 +151,10 @@ def _schema(cls: type[MovieAugurEvent], transcoded: frozenset[type]) -> tuple[ty
         # state on the general path, which this path would have to copy field by field.
         fields.append((field.name, checked))
     struct = msgspec.defstruct(
-        f"{cls.__name__}Record", fields, kw_only=True, tag_field="type", tag=get_topic(cls),
+        f"{cls.__name__}Record", fields, kw_only=True, tag_field="type", tag=topic,
         forbid_unknown_fields=True, gc=False,
     )
+    msgspec.json.Decoder(struct)  # msgspec checks the types here: a failure leaves the class out
     return struct, _Shape(cls, cls.class_version, tuple(names_transcoded), tuple(names_dicts))
 
 
@@ -121,15 +164,24 @@ class TypedRecords:
     def __init__(self, transcodings: Mapping[str, Transcoding]):
         self.transcodings = transcodings
         kinds = frozenset(transcoding.type for transcoding in transcodings.values())
+        classes = list(dict.fromkeys(_event_classes()))  # once each (a class may have two bases)
+        topics = Counter(get_topic(cls) for cls in classes)
         self.shapes: dict[type[msgspec.Struct], _Shape] = {}
-        for cls in _event_classes():
+        for cls in classes:
+            if topics[get_topic(cls)] > 1:
+                continue  # two classes, one topic: which one a record means is the general path's call
             try:
                 struct, shape = _schema(cls, kinds)
-            except (TypeError, NameError) as error:  # an annotation msgspec cannot check: general path
-                del error
+            except Exception as error:  # this class's records go the general way; the others still fast
+                log.debug("records of %s are decoded the general way: %r", cls.__qualname__, error)
                 continue
             self.shapes[struct] = shape
-        self.decoder = msgspec.json.Decoder(Union[tuple(self.shapes)]) if self.shapes else None
+        self.decoder: msgspec.json.Decoder[Any] | None = None
+        if self.shapes:
+            try:
+                self.decoder = msgspec.json.Decoder(Union[tuple(self.shapes)])
+            except Exception as error:  # every record goes the general way
+                log.warning("typed record decoding is off: %r", error)
 
     def decode(self, record: bytes) -> MovieAugurEvent | None:
         """The event, or None where the general path must decide (see the module's docstring)."""
@@ -137,7 +189,7 @@ class TypedRecords:
             return None
         try:
             fields = self.decoder.decode(record)
-        except _Rejected:  # not a record this path may take
+        except (_Rejected, RecursionError, UnicodeDecodeError):  # not a record this path may take
             return None
         shape = self.shapes[type(fields)]
         if fields.schema_version != shape.version:

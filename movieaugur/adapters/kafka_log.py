@@ -344,8 +344,11 @@ class KafkaEventLog(EventLog):
         if topic not in self._offset_topics:
             # Its first ListOffsets for an untracked topic would fail, refresh the metadata and
             # retry after the 100 ms backoff; tracking the topic first costs one metadata request.
-            await reader._client.add_topic(topic)
-            self._offset_topics.add(topic)
+            # Bounded: with the brokers away the request below reports what is wrong.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    await reader._client.add_topic(topic)
+                self._offset_topics.add(topic)
         return reader
 
     async def read(self, stream: str, partition: int, start: int, limit: int) -> ReadResult:
@@ -380,16 +383,16 @@ class KafkaEventLog(EventLog):
         return ReadResult(events, max(next_offset, start))
 
     async def renew_readers(self) -> None:
-        """Stop every reader; the next read makes a new consumer (in a group: it joins anew)."""
+        """Stop every reader; the next read makes a new consumer (in a group: it joins anew).
+
+        Not the end-offsets reader: it never fetches (what stalled for good was a fetching group
+        reader), and it is used without a lock, so stopping it could strand a call in flight."""
         for stream in STREAMS:
             async with self._consumer_locks[stream]:
                 consumer = self._consumers.pop(stream, None)
                 if consumer is not None:
                     await _quietly_stop(consumer)
         self._partitions.clear()
-        reader, self._offsets_reader = self._offsets_reader, None
-        if reader is not None:
-            await _quietly_stop(reader)
 
     async def wait_for_events(self, streams: Sequence[str], timeout: float) -> None:
         # The reads above already long-poll the broker (fetch_max_wait_ms); a short pause suffices.
@@ -445,7 +448,12 @@ async def _quietly_stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
         # aiokafka's fetcher, closing, cancels its fetch tasks and awaits them: one that sat in a
         # retry back-off (a broker down) raises CancelledError into stop()'s caller. Renewing the
         # readers during a broker outage let it end the whole projector process (the fault tests).
-        log.debug("ignored a cancelled fetch while stopping a Kafka client")
+        # stop() ended there, before cancelling the other fetches and closing its connections.
+        log.debug("ignored a cancelled fetch while stopping a Kafka client; closing the rest")
+        for task in list(getattr(getattr(client, "_fetcher", None), "_pending_tasks", ())):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client._client.close(), 10)
     except Exception as error:
         log.debug("ignored error while stopping a Kafka client: %r", error)
 

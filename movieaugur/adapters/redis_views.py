@@ -107,9 +107,12 @@ end
 local counted = {}  -- id -> the offset it is recorded at after this batch (a new id, or one past the horizon)
 local indexed = {}  -- sorted sets already in the key index during this batch
 local touched = {}  -- the spaces this batch changes: their revisions move
--- Adds and maxima are gathered per sorted set and member and written once per batch: a sum (or
--- maximum) is what applying them one by one leaves. Anything else (a removal, a document) first
--- writes what was gathered, so order between operations on one member is kept.
+-- Adds and maxima are gathered per sorted set and member and written once per batch: a maximum
+-- is what applying them one by one leaves, and a sum too up to the last bit of a weight that is
+-- not a binary fraction (s + (a + b) against s + a + b). That was already so between a replay and
+-- the live view: partitions interleave differently, so their sums are added in another order.
+-- Anything else (a removal, a document) first writes what was gathered, so order between
+-- operations on one member is kept.
 local gathered, gathered_op = {}, {}
 local function flush()
   for key, members in pairs(gathered) do

@@ -3,7 +3,7 @@ does, and declines every record the general path might read differently."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import pytest
@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.codec import EventCodec
-from domain.events import InteractionRecorded, ModelPublished, from_unix
+from domain.events import INTERACTIONS, InteractionRecorded, ModelPublished, MovieAugurEvent, from_unix
+from domain.typed_records import TypedRecords
 from tests.unit.test_events import EXAMPLES
 
 codec = EventCodec()
@@ -103,3 +104,42 @@ def test_a_transcoded_look_alike_in_a_dict_field_is_decoded_as_the_general_path_
     fast, general = both_ways(record)
     assert fast is not None
     same_event(fast, general)
+
+
+def test_integers_outside_int64_are_declined() -> None:
+    assert typed.decode(record_of(BASE, value=2**63)) is None  # orjson: an int; msgspec's bounds end at 2**63 - 1
+    huge = record_of(BASE, value=1).replace(b'"value":1', b'"value":123456789012345678901234567890')
+    assert typed.decode(huge) is None
+    assert codec.decode(huge).value == 1.2345678901234568e29  # as orjson reads it
+
+
+def test_nesting_too_deep_for_msgspec_is_declined_not_raised() -> None:
+    model = ModelPublished.new(model="m", model_version="v", algorithm="als", params={}, metrics={}, users=1, items_count=1)
+    deep = record_of(model).replace(b'"params":{}', b'"params":' + b'{"a":' * 1010 + b"1" + b"}" * 1010)
+    assert typed.decode(deep) is None
+    params, depth = codec.decode(deep).params, 0  # decoded the general way (orjson nests to 1024)
+    while isinstance(params, dict):
+        params, depth = params["a"], depth + 1
+    assert (depth, params) == (1010, 1)
+
+
+class _Scored(MovieAugurEvent):
+    """An event whose annotations the fast path cannot mirror: msgspec would read the nested 4 as 4.0."""
+
+    stream: ClassVar[str] = INTERACTIONS
+    user_id: str
+    scores: list[float]
+
+    @property
+    def key(self) -> str:
+        return self.user_id
+
+
+def test_a_class_it_cannot_mirror_goes_the_general_way_and_the_others_stay_fast() -> None:
+    fresh = TypedRecords(codec.transcoder.names)
+    classes = {shape.cls for shape in fresh.shapes.values()}
+    assert _Scored not in classes and InteractionRecorded in classes
+    record = codec.encode(_Scored.new(user_id="u", scores=[4, 2.5]))
+    assert fresh.decode(record) is None
+    assert type(codec.decode(record).scores[0]) is int
+    assert fresh.decode(codec.encode(BASE)) == BASE
