@@ -305,9 +305,11 @@ class System:
         commands = [Service("commands", self.stack, self.report, worker) for worker in range(1, workers + 1)]
         for worker in commands:
             worker.siblings = [other for other in commands if other is not worker]
-        self.services = list(commands)
-        self.services += [Service(role, self.stack, self.report) for role in ROLES if role != "commands"]
-        self._wanted = {s.name for s in self.services if s.role != "commands" or s.worker <= self.command_workers}
+        self.services = commands + [Service(role, self.stack, self.report) for role in ROLES if role != "commands"]
+
+    def wanted(self, service: Service) -> bool:
+        """Whether today's settings run this service (a command worker beyond the count does not)."""
+        return service.role != "commands" or service.worker <= self.command_workers
 
     def service(self, role: str) -> Service:
         return next(s for s in self.services if s.role == role)
@@ -348,13 +350,13 @@ class System:
         t0 = time.monotonic()
         env = self.service_environment()
         for service in self.services:  # before anything is started or created in vain
-            if service.name in self._wanted:
+            if self.wanted(service):
                 service.preflight(env)
         self.stack.up()
         self.prepare()
-        for extra in (s for s in self.services if s.name not in self._wanted):  # the setting went down
+        for extra in (s for s in self.services if not self.wanted(s)):  # the setting went down
             extra.stop()
-        wanted = [s for s in self.services if s.name in self._wanted]
+        wanted = [s for s in self.services if self.wanted(s)]
         started = [s for s in wanted if s.spawn(env) is not None]  # all at once: start-ups overlap
         for service in wanted:
             if service in started:
@@ -428,12 +430,12 @@ class System:
         lags = self.lags() if self.service("queries").pid() is not None else None
         by_role = {"projectors": lags[0] if lags else None, "queries": lags[1] if lags else None}
         services = [s.status(by_role.get(s.role)) for s in self.services
-                    if s.name in self._wanted or s.pid() is not None]
+                    if self.wanted(s) or s.pid() is not None]
         return SystemStatus(str(self.stack.cfg.root), self.gateway_url, components, services)
 
     def stopped(self) -> list[str]:
         """Names of the services whose processes are gone (for watchers such as the demo)."""
-        return [s.name for s in self.services if s.name in self._wanted and s.pid() is None]
+        return [s.name for s in self.services if self.wanted(s) and s.pid() is None]
 
 
 def command_worker_numbers(run_dir: Path) -> list[int]:

@@ -311,10 +311,7 @@ def _apply_payload(batch: Batch) -> bytes:
         add_offset(effect.at)
         add_count(len(effect.changes))
         for change in effect.changes:
-            if type(change) is ScoreAdd:  # most changes: written here rather than in a call
-                add_change(("add", change.space, change.key, change.member, change.delta))
-            else:
-                add_change(_encode_change(change))
+            add_change(_encode_change(change))
     return orjson.dumps({
         "positions": batch.next_offsets,
         "source": batch.source,
