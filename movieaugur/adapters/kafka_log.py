@@ -62,6 +62,11 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
 }
 # Redactions are few and read whole by every projector: one partition keeps them in order.
 TOPIC_PARTITIONS: dict[str, int] = {REDACTIONS: 1}
+#: How long a read waits for its reader to know a partition's position. The reader's fetch loop
+#: finds it (milliseconds, or a broker round trip after a rebalance); a reader whose fetch loop is
+#: gone waited forever, each step then hung until its 60 s timeout before the projector could
+#: notice the stall and renew its readers.
+POSITION_WAIT_SECONDS = 10.0
 
 
 class KafkaEventLog(EventLog):
@@ -360,7 +365,7 @@ class KafkaEventLog(EventLog):
             # Point the fetcher at `start` first: after a rebalance it prefetches from the group's
             # (absent) committed offset, and while those records sit in its buffer it fetches the
             # partition no more, so the end it last saw would never move past `start` again.
-            if await consumer.position(tp) != start:
+            if await _position(consumer, tp) != start:
                 consumer.seek(tp, start)
             # Nothing to read at or past the partition's end: say so now rather than wait out the
             # fetch timeout (a projector reads several partitions per step, often idle ones). The
@@ -373,7 +378,7 @@ class KafkaEventLog(EventLog):
                 return ReadResult([], start)
             fetched = await consumer.getmany(tp, timeout_ms=200, max_records=limit)
             records = fetched.get(tp, [])
-            next_offset = await consumer.position(tp)
+            next_offset = await _position(consumer, tp)
         events = [
             LoggedEvent(Position(stream, partition, record.offset), self.codec.decode(record.value))
             for record in records
@@ -413,6 +418,16 @@ class KafkaEventLog(EventLog):
         reader, self._offsets_reader = self._offsets_reader, None
         if reader is not None:
             await _quietly_stop(reader)
+
+
+async def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+    try:
+        async with asyncio.timeout(POSITION_WAIT_SECONDS):
+            return await consumer.position(tp)
+    except TimeoutError:
+        raise LogUnavailable(f"{tp.topic}[{tp.partition}]: the reader learnt no position within "
+                             f"{POSITION_WAIT_SECONDS:.0f}s; is the broker reachable? A projector renews "
+                             "a reader that stays stuck (`movieaugur status`)") from None
 
 
 @dataclass

@@ -75,10 +75,13 @@ async def test_group_reader_sees_new_events_after_a_rebalance() -> None:
         await joiner.close()
 
 
-async def test_a_projector_whose_reader_stopped_fetching_renews_it() -> None:
-    """A reader that stops fetching (here: its partitions paused; in the fault tests it happened
+@pytest.mark.parametrize("then_rejoins", [False, True], ids=["stalled", "stalled-then-rejoined"])
+async def test_a_projector_whose_reader_stopped_fetching_renews_it(then_rejoins: bool) -> None:
+    """A reader that stops fetching (here: its fetch loop cancelled; in the fault tests it happened
     after two brokers died) leaves the view behind for good unless the projector notices that the
-    view lags the log with no progress and renews its readers."""
+    view lags the log with no progress and renews its readers. When its group rejoins as well, the
+    fresh assignment has no positions and nothing left to find them: a read must not wait for one
+    forever (each step hung until its 60 s timeout)."""
     settings = stack_settings(ensure_stack()).model_copy(update={"topic_prefix": f"s{uuid.uuid4().hex[:8]}."})
     writer = KafkaEventLog(settings)
     reader = KafkaEventLog(settings, group=f"{settings.topic_prefix}readers")
@@ -91,7 +94,14 @@ async def test_a_projector_whose_reader_stopped_fetching_renews_it() -> None:
         await writer.append(_events("before", 100))
         await _until(projector.caught_up, "the view caught up with the first events")
         stuck = reader._consumers[INTERACTIONS]
-        stuck.pause(*stuck.assignment())  # its fetcher fetches nothing more from here on
+        # Its fetcher fetches nothing more from here on. Pausing its partitions drops what a fetch
+        # in flight brings back; stopping the fetch loop keeps it from fetching again after a
+        # group rejoin (a metadata change right after the topics were made, a coordinator that
+        # moved) hands it a fresh assignment without the pause. CI saw a pause alone undone so.
+        stuck.pause(*stuck.assignment())
+        stuck._fetcher._fetch_task.cancel()
+        if then_rejoins:
+            stuck._coordinator.request_rejoin()
         before = sum((await writer.end_offsets(INTERACTIONS)).values())
         await writer.append(_events("after", 100))
 
