@@ -32,6 +32,11 @@ STEP_TIMEOUT_SECONDS = 60.0
 #: Batches per partition one step reads while catching up, for a store that applies concurrently
 #: (each read while the store applies the batch before it); a partition at its end stops early.
 PIPELINE_BATCHES = 8
+#: Batches of one partition handed to a concurrent store and not yet settled. Each waits for the
+#: one before it (a partition's batches apply in order), but the runner goes on reading: with one
+#: it stopped at every batch until the one before was applied, and spent about a fifth of a
+#: replay's time waiting so (BENCHMARKS.md §7).
+APPLY_DEPTH = 2
 
 
 class CatchUpStalled(RuntimeError):
@@ -138,7 +143,7 @@ class Projector:
         # step: reading beside an SQLite apply measured slower (the GIL), and short steps keep a
         # live view fresh.
         concurrent = self.store.applies_concurrently(self.name)
-        applying: dict[str, Applying] = {}
+        applying: dict[str, list[Applying]] = {source: [] for source in read}
         total = 0
         try:
             active = list(sources)
@@ -151,22 +156,25 @@ class Projector:
                         active.remove(entry)
                         continue
                     batch = self._batch(source, result, start)
-                    if source in applying:
-                        total += await self._settle(source, applying.pop(source), positions)
-                    applying[source] = Applying(result.next_offset, len(result.events),
-                                                asyncio.ensure_future(self.store.apply(self.name, batch)))
+                    queue = applying[source]
+                    if len(queue) >= APPLY_DEPTH:
+                        total += await self._settle(source, queue.pop(0), positions)
+                    before = queue[-1].applied if queue else None
+                    queue.append(Applying(result.next_offset, len(result.events),
+                                          asyncio.ensure_future(self._apply_after(before, batch))))
                     starts[source] = result.next_offset
                     if not concurrent:
-                        total += await self._settle(source, applying.pop(source), positions)
+                        total += await self._settle(source, queue.pop(), positions)
                 if not active:
                     break
         finally:
             failure: BaseException | None = None
-            for source, pending in applying.items():
-                try:
-                    total += await self._settle(source, pending, positions)
-                except BaseException as error:
-                    failure = failure or error
+            for source, queue in applying.items():
+                for pending in queue:
+                    try:
+                        total += await self._settle(source, pending, positions)
+                    except BaseException as error:
+                        failure = failure or error
             if failure is not None:
                 raise failure
         if not self.advanced:  # idle: look at the store's tracking again (a replay may have reset it)
@@ -192,6 +200,13 @@ class Projector:
                         effect.guard = None
                 keep(effect)
         return batch
+
+    async def _apply_after(self, before: asyncio.Future[None] | None, batch: Batch) -> None:
+        """Apply `batch` once the batch before it of its partition is applied; not at all if that
+        one failed (its error is this one's too)."""
+        if before is not None:
+            await before
+        await self.store.apply(self.name, batch)
 
     async def _settle(self, source: str, pending: Applying, positions: dict[str, int]) -> int:
         """Wait for one batch; record its position if it was applied and return its event count."""
@@ -254,8 +269,9 @@ class Projector:
         swapped in the partial view). The ends are read first; a view that stays behind them with
         no progress for `stall_seconds` raises CatchUpStalled rather than pass for complete."""
         total = 0
-        await self.refresh_redactions(force=True)
-        ends = await self._log_ends()
+        # Together: each starts a reader of its own on a first call (a replay's start).
+        _, ends, _ = await asyncio.gather(self.refresh_redactions(force=True), self._log_ends(),
+                                          asyncio.gather(*(self.log.partitions(stream) for stream in self.projection.streams)))
         idle_since: float | None = None
         while True:
             count = await self.step()

@@ -71,13 +71,21 @@ local batch = cjson.decode(ARGV[3])
 local tracking = prefix .. 't:' .. projection
 for source, next_offset in pairs(batch.positions) do
   local current = tonumber(redis.call('HGET', tracking, source) or '-1')
+  local start = batch.starts[source]
   if current >= next_offset then
     return redis.error_reply('STALE ' .. source .. ' at ' .. current)
   end
   -- Read from past the start but no tracking here: the view was lost (a flush, a restart without
   -- persistence). Applying would record a position over a view missing everything before it.
-  if current < 0 and (batch.starts[source] or 0) > 0 then
+  if current < 0 and (start or 0) > 0 then
     return redis.error_reply('STALE ' .. source .. ' lost (no tracking): rebuilding from the start')
+  end
+  -- A batch that says where it was read from applies only where the view ends: after a replay's
+  -- swap the view ends behind a projector that kept following, and a batch past the end would
+  -- leave the events in between out for good; one that overlaps the end is read again instead
+  -- (and a batch sent before the one ahead of it was applied is refused if that one was not).
+  if start and start ~= math.max(current, 0) then
+    return redis.error_reply('STALE ' .. source .. ' at ' .. current .. ', batch read from ' .. start)
   end
 end
 local guards = prefix .. 'g:' .. projection .. ':' .. batch.source
