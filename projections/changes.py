@@ -125,9 +125,7 @@ class ViewStore(ABC):
 
     def applies_concurrently(self, projection: str) -> bool:
         """Whether apply() may run for several of the projection's batches (of different
-        partitions) at once; stores that serialise writes anyway say no. The runner then also
-        hands over a partition's next batch before the one ahead of it is applied (it applies
-        after that one, and not at all if that one failed)."""
+        partitions) at once; stores that serialise writes anyway say no."""
         return False
 
     # -- the projector side --------------------------------------------------------------------

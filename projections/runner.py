@@ -32,11 +32,6 @@ STEP_TIMEOUT_SECONDS = 60.0
 #: Batches per partition one step reads while catching up, for a store that applies concurrently
 #: (each read while the store applies the batch before it); a partition at its end stops early.
 PIPELINE_BATCHES = 8
-#: Batches of one partition handed to a concurrent store and not yet settled. Each waits for the
-#: one before it (a partition's batches apply in order), but the runner goes on reading: with one
-#: it stopped at every batch until the one before was applied, and spent about a fifth of a
-#: replay's time waiting so (BENCHMARKS.md §7).
-APPLY_DEPTH = 2
 
 
 class CatchUpStalled(RuntimeError):
@@ -143,7 +138,7 @@ class Projector:
         # step: reading beside an SQLite apply measured slower (the GIL), and short steps keep a
         # live view fresh.
         concurrent = self.store.applies_concurrently(self.name)
-        applying: dict[str, list[Applying]] = {source: [] for source in read}
+        applying: dict[str, Applying] = {}
         total = 0
         try:
             active = list(sources)
@@ -156,25 +151,22 @@ class Projector:
                         active.remove(entry)
                         continue
                     batch = self._batch(source, result, start)
-                    queue = applying[source]
-                    if len(queue) >= APPLY_DEPTH:
-                        total += await self._settle(source, queue.pop(0), positions)
-                    before = queue[-1].applied if queue else None
-                    queue.append(Applying(result.next_offset, len(result.events),
-                                          asyncio.ensure_future(self._apply_after(before, batch))))
+                    if source in applying:
+                        total += await self._settle(source, applying.pop(source), positions)
+                    applying[source] = Applying(result.next_offset, len(result.events),
+                                                asyncio.ensure_future(self.store.apply(self.name, batch)))
                     starts[source] = result.next_offset
                     if not concurrent:
-                        total += await self._settle(source, queue.pop(), positions)
+                        total += await self._settle(source, applying.pop(source), positions)
                 if not active:
                     break
         finally:
             failure: BaseException | None = None
-            for source, queue in applying.items():
-                for pending in queue:
-                    try:
-                        total += await self._settle(source, pending, positions)
-                    except BaseException as error:
-                        failure = failure or error
+            for source, pending in applying.items():
+                try:
+                    total += await self._settle(source, pending, positions)
+                except BaseException as error:
+                    failure = failure or error
             if failure is not None:
                 raise failure
         if not self.advanced:  # idle: look at the store's tracking again (a replay may have reset it)
@@ -200,13 +192,6 @@ class Projector:
                         effect.guard = None
                 keep(effect)
         return batch
-
-    async def _apply_after(self, before: asyncio.Future[None] | None, batch: Batch) -> None:
-        """Apply `batch` once the batch before it of its partition is applied; not at all if that
-        one failed (its error is this one's too)."""
-        if before is not None:
-            await before
-        await self.store.apply(self.name, batch)
 
     async def _settle(self, source: str, pending: Applying, positions: dict[str, int]) -> int:
         """Wait for one batch; record its position if it was applied and return its event count."""

@@ -1,6 +1,8 @@
-"""A store that applies concurrently (Redis) gets a partition's next batch before the one ahead of
-it is applied (projections/runner.py, APPLY_DEPTH). Batches of one partition must still apply in
-order, and none after one that failed: the view would skip the failed batch's events for good."""
+"""A store that applies concurrently (Redis) has batches of several partitions in flight while the
+runner reads on (projections/runner.py, PIPELINE_BATCHES). Batches of one partition must still apply
+in order, and none after one that failed: the view would skip the failed batch's events for good.
+(Handing over a partition's next batch before the one ahead of it settled was tried, chained after
+it; it measured no faster, so the runner still waits for the one ahead.)"""
 
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ from projections.runner import Projector
 
 
 class SlowConcurrentStore(MemoryViewStore):
-    """The in-memory store, applying concurrently as Redis does, each batch after a pause long
-    enough that the runner hands over the next batches meanwhile; the `failing`-th apply fails."""
+    """The in-memory store, applying concurrently as Redis does, each batch after a pause (earlier
+    ones longer, so one handed over too early would overtake); the `failing`-th apply fails."""
 
     def __init__(self, failing: int | None = None) -> None:
         super().__init__()
