@@ -1,7 +1,9 @@
 """Views in Redis: sorted sets natively, documents in hashes, tracking and guards beside them.
 
 A batch is applied by one Lua script, which Redis runs atomically: it first checks that every
-tracking position advances (else nothing is written: StaleTracking), then applies each effect whose
+tracking position advances, and that a batch read from a known offset starts where the view ends
+(else nothing is written: StaleTracking; after a replay's swap a projector that kept following is
+ahead of the view, and applying past the end would skip events for good), then applies each effect whose
 guard (event id) is new, then records the positions. So a projector killed at any point either
 applied a whole batch with its positions or nothing, exactly as the SQLite store does.
 
