@@ -128,6 +128,12 @@ class ViewStore(ABC):
         partitions) at once; stores that serialise writes anyway say no."""
         return False
 
+    def applies_in_order(self, projection: str) -> bool:
+        """Whether batches handed over one after another (apply() called, not yet answered) are
+        applied in that order, each refused (StaleTracking) unless it starts where the view ends:
+        then the runner hands over a partition's next batch before the one ahead is answered."""
+        return False
+
     # -- the projector side --------------------------------------------------------------------
 
     @abstractmethod

@@ -32,6 +32,10 @@ STEP_TIMEOUT_SECONDS = 60.0
 #: Batches per partition one step reads while catching up, for a store that applies concurrently
 #: (each read while the store applies the batch before it); a partition at its end stops early.
 PIPELINE_BATCHES = 8
+#: Batches of one partition handed to a store that applies them in order (ViewStore.applies_in_order)
+#: and not yet answered. With one, the runner waited at each batch for the answer to the one before,
+#: while Redis had nothing of that partition to work on.
+APPLY_DEPTH = 3
 
 
 class CatchUpStalled(RuntimeError):
@@ -138,7 +142,8 @@ class Projector:
         # step: reading beside an SQLite apply measured slower (the GIL), and short steps keep a
         # live view fresh.
         concurrent = self.store.applies_concurrently(self.name)
-        applying: dict[str, Applying] = {}
+        depth = APPLY_DEPTH if concurrent and self.store.applies_in_order(self.name) else 1
+        applying: dict[str, list[Applying]] = {source: [] for source in read}
         total = 0
         try:
             active = list(sources)
@@ -151,22 +156,24 @@ class Projector:
                         active.remove(entry)
                         continue
                     batch = self._batch(source, result, start)
-                    if source in applying:
-                        total += await self._settle(source, applying.pop(source), positions)
-                    applying[source] = Applying(result.next_offset, len(result.events),
-                                                asyncio.ensure_future(self.store.apply(self.name, batch)))
+                    queue = applying[source]
+                    if len(queue) >= depth:
+                        total += await self._settle(source, queue.pop(0), positions)
+                    queue.append(Applying(result.next_offset, len(result.events),
+                                          asyncio.ensure_future(self.store.apply(self.name, batch))))
                     starts[source] = result.next_offset
                     if not concurrent:
-                        total += await self._settle(source, applying.pop(source), positions)
+                        total += await self._settle(source, queue.pop(), positions)
                 if not active:
                     break
         finally:
             failure: BaseException | None = None
-            for source, pending in applying.items():
-                try:
-                    total += await self._settle(source, pending, positions)
-                except BaseException as error:
-                    failure = failure or error
+            for source, queue in applying.items():
+                for pending in queue:
+                    try:
+                        total += await self._settle(source, pending, positions)
+                    except BaseException as error:
+                        failure = failure or error
             if failure is not None:
                 raise failure
         if not self.advanced:  # idle: look at the store's tracking again (a replay may have reset it)

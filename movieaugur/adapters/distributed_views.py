@@ -86,6 +86,9 @@ class RoutedViewStore(ViewStore):
     def applies_concurrently(self, projection: str) -> bool:
         return self._for_projection(projection).applies_concurrently(projection)
 
+    def applies_in_order(self, projection: str) -> bool:
+        return self._for_projection(projection).applies_in_order(projection)
+
     def shadow(self, projection: str) -> ViewStore | None:
         """A private copy to rebuild into, where the store behind the projection has one."""
         return self._for_projection(projection).shadow(projection)

@@ -35,6 +35,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from movieaugur.adapters.redis_in_order import InOrderConnection
 from projections.changes import Batch, Change, DocPut, ScoreAdd, ScoreMax, ScoreRemove, StaleTracking, ViewStore
 
 _BUMP_FUNCTION = """
@@ -338,15 +339,21 @@ class RedisViewStore(ViewStore):
         tracking fields, so they may be in flight together."""
         return True
 
-    def __init__(self, url: str, prefix: str = "ma:", client: Any = None, revision_recheck: float = REVISION_RECHECK_SECONDS):
-        """`client` shares another store's connection (a shadow); that store closes it.
-        `revision_recheck`: see revision()."""
+    def applies_in_order(self, projection: str) -> bool:
+        """Batches go out on one connection in the order handed over (redis_in_order.py), and
+        the apply script refuses one that does not start where the view ends."""
+        return True
+
+    def __init__(self, url: str, prefix: str = "ma:", client: Any = None, revision_recheck: float = REVISION_RECHECK_SECONDS,
+                 in_order: InOrderConnection | None = None):
+        """`client` and `in_order` share another store's connections (a shadow); that store closes
+        them. `revision_recheck`: see revision()."""
         # Typed as Any: redis-py types every reply as `bytes | str` whatever decode_responses says;
         # with decode_responses=False (ours) they are bytes.
         self.redis: Any = client if client is not None else aioredis.from_url(url, decode_responses=False)
         self.url = url
         self.prefix = prefix
-        self._apply = self.redis.register_script(_APPLY)
+        self._in_order = in_order or InOrderConnection(self.redis)
         self._promote = self.redis.register_script(_PROMOTE)
         self._ready = self.redis.register_script(_READY)
         self._bump = self.redis.register_script(_BUMP)
@@ -364,7 +371,9 @@ class RedisViewStore(ViewStore):
     async def apply(self, projection: str, batch: Batch) -> None:
         payload = _apply_payload(batch)
         try:
-            await self._apply(args=[self.prefix, projection, payload])
+            # EVAL with the script itself, not EVALSHA: Redis keeps it compiled by its digest, and a
+            # batch sent behind one refused for an unknown script would be refused too.
+            await self._in_order.call("EVAL", _APPLY, 0, self.prefix, projection, payload)
         except ResponseError as error:
             if str(error).startswith("STALE"):
                 raise StaleTracking(f"{projection}: {error}") from error
@@ -410,7 +419,7 @@ class RedisViewStore(ViewStore):
 
     def shadow(self, projection: str) -> RedisViewStore:
         """A store over the same server whose keys are a private copy for rebuilding `projection`."""
-        return RedisViewStore(self.url, self._shadow_prefix(projection), client=self.redis)
+        return RedisViewStore(self.url, self._shadow_prefix(projection), client=self.redis, in_order=self._in_order)
 
     async def promote(self, projection: str, spaces: Sequence[str], shadow: ViewStore) -> None:
         """Atomically replace the live view (and its tracking and guards) by the rebuilt one (the
@@ -506,4 +515,5 @@ class RedisViewStore(ViewStore):
 
     async def close(self) -> None:
         if self._owns_connection:
+            await self._in_order.close()
             await self.redis.aclose()

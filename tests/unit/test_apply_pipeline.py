@@ -1,8 +1,8 @@
 """A store that applies concurrently (Redis) has batches of several partitions in flight while the
-runner reads on (projections/runner.py, PIPELINE_BATCHES). Batches of one partition must still apply
-in order, and none after one that failed: the view would skip the failed batch's events for good.
-(Handing over a partition's next batch before the one ahead of it settled was tried, chained after
-it; it measured no faster, so the runner still waits for the one ahead.)"""
+runner reads on (projections/runner.py, PIPELINE_BATCHES); one that also applies in order gets a
+partition's next batches before the one ahead is answered (APPLY_DEPTH). Either way batches of one
+partition must apply in order, and none after one that failed: the view would skip the failed
+batch's events for good."""
 
 from __future__ import annotations
 
@@ -15,30 +15,48 @@ from domain.weights import ActionWeights
 from kernel.settings import DEFAULT_ACTION_WEIGHTS
 from movieaugur.adapters.memory_log import MemoryEventLog
 from movieaugur.adapters.memory_views import MemoryViewStore
-from projections.changes import Batch
+from projections.changes import Batch, StaleTracking
 from projections.popularity import SPACE, PopularityProjection, all_time_key
 from projections.runner import Projector
 
 
 class SlowConcurrentStore(MemoryViewStore):
     """The in-memory store, applying concurrently as Redis does, each batch after a pause (earlier
-    ones longer, so one handed over too early would overtake); the `failing`-th apply fails."""
+    ones longer, so one handed over too early would overtake); the `failing`-th apply fails. With
+    `in_order` it keeps Redis's promise too (RedisViewStore.applies_in_order): batches apply in
+    the order handed over, and one that does not start where the view ends is refused."""
 
-    def __init__(self, failing: int | None = None) -> None:
+    def __init__(self, failing: int | None = None, in_order: bool = False) -> None:
         super().__init__()
         self.failing = failing
+        self.in_order = in_order
+        self.turn = asyncio.Lock()  # first come, first served: the order of the calls
         self.calls = 0
         self.applied: list[tuple[int, int]] = []  # (start, next offset) of interactions/0, in order
 
     def applies_concurrently(self, projection: str) -> bool:
         return True
 
+    def applies_in_order(self, projection: str) -> bool:
+        return self.in_order
+
     async def apply(self, projection: str, batch: Batch) -> None:
         self.calls += 1
         call = self.calls
+        if self.in_order:
+            async with self.turn:
+                await self._apply(projection, batch, call)
+        else:
+            await self._apply(projection, batch, call)
+
+    async def _apply(self, projection: str, batch: Batch, call: int) -> None:
         await asyncio.sleep(0.01 * (4 - min(call, 3)))  # earlier batches take longer: an overtaking one would show
         if call == self.failing:
             raise ConnectionError("the store went away")
+        if self.in_order:
+            for source, start in batch.start_offsets.items():
+                if (await self.positions(projection)).get(source, 0) != start:
+                    raise StaleTracking(f"{source} does not end at {start}")
         await super().apply(projection, batch)
         if "interactions/0" in batch.next_offsets:
             self.applied.append((batch.start_offsets["interactions/0"], batch.next_offsets["interactions/0"]))
@@ -49,11 +67,12 @@ def _events(n: int) -> list[InteractionRecorded]:
                                     item_type="movie", item_id=f"m{i % 5}", action="view") for i in range(n)]
 
 
-def test_batches_of_a_partition_apply_in_order_though_handed_over_early() -> None:
+@pytest.mark.parametrize("in_order", [False, True])
+def test_batches_of_a_partition_apply_in_order(in_order: bool) -> None:
     async def main() -> None:
         log = MemoryEventLog(partitions=1)
         await log.append(_events(50))
-        store = SlowConcurrentStore()
+        store = SlowConcurrentStore(in_order=in_order)
         runner = Projector(PopularityProjection(ActionWeights(DEFAULT_ACTION_WEIGHTS)), log, store, batch_size=10)
         assert await runner.step() == 50
         assert store.applied == [(0, 10), (10, 20), (20, 30), (30, 40), (40, 50)]
@@ -62,11 +81,12 @@ def test_batches_of_a_partition_apply_in_order_though_handed_over_early() -> Non
     asyncio.run(main())
 
 
-def test_no_batch_applies_after_one_of_its_partition_failed() -> None:
+@pytest.mark.parametrize("in_order", [False, True])
+def test_no_batch_applies_after_one_of_its_partition_failed(in_order: bool) -> None:
     async def main() -> None:
         log = MemoryEventLog(partitions=1)
         await log.append(_events(50))
-        store = SlowConcurrentStore(failing=2)
+        store = SlowConcurrentStore(failing=2, in_order=in_order)
         runner = Projector(PopularityProjection(ActionWeights(DEFAULT_ACTION_WEIGHTS)), log, store, batch_size=10)
         with pytest.raises(ConnectionError):
             await runner.step()
