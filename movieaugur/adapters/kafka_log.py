@@ -97,8 +97,10 @@ class KafkaEventLog(EventLog):
         self._producer_lock = asyncio.Lock()  # one transaction at a time per producer
         self._consumers: dict[str, AIOKafkaConsumer] = {}
         self._consumer_locks: dict[str, asyncio.Lock] = {s: asyncio.Lock() for s in STREAMS}
-        self._create_lock = asyncio.Lock()
-        self._stream_create_locks: dict[str, asyncio.Lock] = {}
+        self._create_lock = asyncio.Lock()  # the end-offsets reader's
+        # One per stream: a projector's readers (and its redactions reader) start together rather
+        # than one after another (~40 ms each at the start of every replay).
+        self._creating: dict[str, asyncio.Lock] = {s: asyncio.Lock() for s in STREAMS}
         self._cleanups: set[asyncio.Future] = set()
         self._partitions: dict[str, list[int]] = {}
         # A reader that is never assigned partitions, so it never has a fetch in flight: see
@@ -278,9 +280,7 @@ class KafkaEventLog(EventLog):
         consumer = self._consumers.get(stream)
         if consumer is not None:
             return consumer
-        # One lock per stream: a projector's readers (and its redactions reader) start together
-        # rather than one after another (~40 ms each at the start of every replay).
-        async with self._stream_create_locks.setdefault(stream, asyncio.Lock()):
+        async with self._creating[stream]:
             return self._consumers.get(stream) or await self._new_consumer(stream)
 
     async def _new_consumer(self, stream: str) -> AIOKafkaConsumer:
