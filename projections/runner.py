@@ -29,9 +29,12 @@ REDACTIONS_CHECK_SECONDS = 0.5
 STALL_SECONDS = 30.0
 #: A step that has not returned by then is cancelled (a read waiting on a broker that never answers).
 STEP_TIMEOUT_SECONDS = 60.0
-#: Batches per partition one step reads while catching up, for a store that applies concurrently
-#: (each read while the store applies the batch before it); a partition at its end stops early.
-PIPELINE_BATCHES = 8
+#: How long one step goes on reading while catching up, for a store that applies concurrently (each
+#: batch read while the store applies the ones before it); a partition at its end stops early. A step
+#: ends by waiting for everything it handed over, with the runner idle meanwhile: with a step of 8
+#: batches per partition that wait was ~135 ms in every ~0.7 s of a replay (BENCHMARKS.md §7). The
+#: bound keeps a step short enough for a stop, the stall watch and new redactions to be seen.
+PIPELINE_SECONDS = 5.0
 #: Batches of one partition handed to a store that applies them in order (ViewStore.applies_in_order)
 #: and not yet answered. With one, the runner waited at each batch for the answer to the one before,
 #: while Redis had nothing of that partition to work on.
@@ -118,9 +121,9 @@ class Projector:
     def name(self) -> str:
         return self.projection.name
 
-    async def step(self) -> int:
-        """Apply a batch per partition (up to `PIPELINE_BATCHES` where the store applies
-        concurrently); return how many events were read.
+    async def step(self, stop: asyncio.Event | None = None) -> int:
+        """Apply a batch per partition (and go on for up to `PIPELINE_SECONDS` where the store
+        applies concurrently, or until `stop` is set); return how many events were read.
 
         `self.advanced` tells whether any position moved (it can move past offsets that hold no
         event, such as Kafka's transaction markers, with zero events read)."""
@@ -147,7 +150,9 @@ class Projector:
         total = 0
         try:
             active = list(sources)
-            for _ in range(PIPELINE_BATCHES if concurrent else 1):
+            deadline = time.monotonic() + PIPELINE_SECONDS
+            while active:
+                await self.refresh_redactions()  # at most every REDACTIONS_CHECK_SECONDS
                 for entry in list(active):
                     stream, partition, source = entry
                     start = starts[source]
@@ -164,7 +169,8 @@ class Projector:
                     starts[source] = result.next_offset
                     if not concurrent:
                         total += await self._settle(source, queue.pop(), positions)
-                if not active:
+                if (not concurrent or time.monotonic() >= deadline or (stop is not None and stop.is_set())
+                        or self._positions is None):  # a batch was refused: the ones behind it will be too
                     break
         finally:
             failure: BaseException | None = None
@@ -289,7 +295,7 @@ class Projector:
         while not stop.is_set():
             try:
                 async with asyncio.timeout(STEP_TIMEOUT_SECONDS):  # no task per step, unlike wait_for
-                    await self.step()
+                    await self.step(stop)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -290,7 +290,7 @@ class KafkaEventLog(EventLog):
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
+            max_partition_fetch_bytes=self.settings.kafka_fetch_mb * 1024 * 1024,
             fetch_max_wait_ms=200,
         )
         try:
@@ -318,7 +318,12 @@ class KafkaEventLog(EventLog):
             client = consumer or await self._consumer(stream)
             found = client.partitions_for_topic(self.topic(stream))
             if not found:
-                await client._client.force_metadata_update()
+                # Asked for this topic alone: a fresh client tracks no topic, and its forced update
+                # then asks for every topic of the cluster (40 ms per reader with the ~450 topics
+                # of a test machine's broker, 2 ms for one). Tracked already: refreshed anyway.
+                metadata = client._client
+                await (metadata.force_metadata_update() if self.topic(stream) in metadata._topics
+                       else metadata.add_topic(self.topic(stream)))
                 found = client.partitions_for_topic(self.topic(stream))
             if not found:
                 raise LogUnavailable(f"topic {self.topic(stream)} does not exist; run `movieaugur stack up` or start with topics")
