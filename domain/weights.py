@@ -41,12 +41,18 @@ class ActionWeights:
 
     def weight(self, action: str, value: float | None = None) -> float:
         """The signed weight of one interaction."""
-        try:
-            base = self._weights[action]
-        except KeyError:
+        if action not in self._weights:
             raise UnknownAction(
                 f"unknown action {action!r}; configured: {', '.join(self._weights)}"
-            ) from None
+            )
+        return self.counted(action, value)
+
+    def counted(self, action: str, value: float | None = None) -> float:
+        """What one logged interaction counts: its weight, or nothing for an action the
+        configuration no longer weighs (the projections' per-event path: one call, no exception)."""
+        base = self._weights.get(action)
+        if base is None:
+            return 0.0
         if action == "rating":
             # The write API refuses ratings outside the range; events logged before it did (or
             # imported) count nothing rather than poisoning popularity or the trainer.

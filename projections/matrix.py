@@ -27,9 +27,9 @@ class UserItemMatrixProjection(Projection):
         self.weights = weights
 
     def effect(self, event: MovieAugurEvent) -> Effect:
-        if not isinstance(event, InteractionRecorded) or event.action not in self.weights:
+        if not isinstance(event, InteractionRecorded):
             return NO_EFFECT
-        weight = self.weights.weight(event.action, event.value)
-        if weight == 0.0:
+        weight = self.weights.counted(event.action, event.value)
+        if weight == 0.0:  # also an action the configuration no longer weighs
             return NO_EFFECT
-        return Effect(changes=(ScoreAdd(SPACE, event.user_id, event.item_key, weight),), guard=event.event_id)
+        return Effect((ScoreAdd(SPACE, event.user_id, event.item_key, weight),), event.event_id)

@@ -42,17 +42,13 @@ class PopularityProjection(Projection):
 
     def effect(self, event: MovieAugurEvent) -> Effect:
         if isinstance(event, InteractionRecorded):
-            weight = self.weights.weight(event.action, event.value) if event.action in self.weights else 0.0
+            weight = self.weights.counted(event.action, event.value)
             if weight == 0.0:
                 return NO_EFFECT
+            item_type, item_id = event.item_type, event.item_id
             day = event.occurred_at // SECONDS_PER_DAY
-            return Effect(
-                changes=(
-                    ScoreAdd(SPACE, all_time_key(event.item_type), event.item_id, weight),
-                    ScoreAdd(SPACE, day_key(event.item_type, day), event.item_id, weight),
-                ),
-                guard=event.event_id,
-            )
+            return Effect((ScoreAdd(SPACE, all_time_key(item_type), item_id, weight),
+                           ScoreAdd(SPACE, day_key(item_type, day), item_id, weight)), event.event_id)
         if isinstance(event, PopularityObserved):
             doc = {"source": event.source, "observed_at": event.occurred_at, "items": event.items}
             return Effect(changes=(DocPut(EXTERNAL_SPACE, external_key(event.item_type, event.source), doc),))

@@ -120,6 +120,16 @@ def test_action_weights_from_configuration(monkeypatch: pytest.MonkeyPatch) -> N
         ActionWeights({"view": 1.0}).weight("like")
 
 
+def test_what_a_logged_interaction_counts_is_its_weight_or_nothing() -> None:
+    """The projections' path: an action the configuration no longer weighs, or a rating outside
+    the scale, counts nothing instead of failing the projector."""
+    weights = ActionWeights({"view": 1.0, "rating": 1.0})
+    assert weights.counted("view") == weights.weight("view") == 1.0
+    assert weights.counted("rating", 4.5) == weights.weight("rating", 4.5) == 1.5
+    assert weights.counted("like") == 0.0
+    assert weights.counted("rating", 9.0) == weights.counted("rating", None) == 0.0
+
+
 async def test_the_embedded_log_takes_a_repeat_within_a_batch_once_and_refuses_a_reused_id(tmp_path) -> None:
     from domain.ports import EventIdConflict
     from movieaugur.adapters.sqlite_log import SQLiteEventLog
