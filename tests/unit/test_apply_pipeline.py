@@ -1,5 +1,5 @@
 """A store that applies concurrently (Redis) has batches of several partitions in flight while the
-runner reads on (projections/runner.py, PIPELINE_BATCHES); one that also applies in order gets a
+runner reads on (projections/runner.py, PIPELINE_SECONDS); one that also applies in order gets a
 partition's next batches before the one ahead is answered (APPLY_DEPTH). Either way batches of one
 partition must apply in order, and none after one that failed: the view would skip the failed
 batch's events for good."""
@@ -94,5 +94,53 @@ def test_no_batch_applies_after_one_of_its_partition_failed(in_order: bool) -> N
         assert await store.positions(runner.name) == {"interactions/0": 10}
         assert await runner.catch_up() == 40  # and the next steps read from there
         assert sum(score for _, score in await store.top(SPACE, {all_time_key("movie"): 1.0}, 0, 10)) == 50
+
+    asyncio.run(main())
+
+
+def test_a_step_of_a_concurrent_store_reads_on_to_the_end_and_waits_once() -> None:
+    """A catch-up is one step, not one per few batches: each step ends waiting for every batch it
+    handed over, with nothing read meanwhile (~135 ms idle in every 0.7 s of a replay at 8 batches
+    per partition; BENCHMARKS.md §7)."""
+    async def main() -> None:
+        log = MemoryEventLog(partitions=1)
+        await log.append(_events(300))
+        store = SlowConcurrentStore(in_order=True)
+        runner = Projector(PopularityProjection(ActionWeights(DEFAULT_ACTION_WEIGHTS)), log, store, batch_size=10)
+        assert await runner.step() == 300  # 30 batches of one partition
+        assert store.applied[-1] == (290, 300) and len(store.applied) == 30
+
+    asyncio.run(main())
+
+
+def test_a_step_ends_after_the_round_in_which_its_stop_is_set() -> None:
+    async def main() -> None:
+        log = MemoryEventLog(partitions=1)
+        await log.append(_events(300))
+        store = SlowConcurrentStore(in_order=True)
+        runner = Projector(PopularityProjection(ActionWeights(DEFAULT_ACTION_WEIGHTS)), log, store, batch_size=10)
+        stop = asyncio.Event()
+        stop.set()
+        assert await runner.step(stop) == 10  # one batch per partition, then it hands back control
+        assert await runner.step() == 290
+
+    asyncio.run(main())
+
+
+def test_a_step_stops_reading_once_a_batch_was_refused() -> None:
+    """The batches behind a refused one would be refused too: the step ends and the next one reads
+    again from where the view ends."""
+    async def main() -> None:
+        log = MemoryEventLog(partitions=1)
+        await log.append(_events(300))
+        store = SlowConcurrentStore(in_order=True)
+        runner = Projector(PopularityProjection(ActionWeights(DEFAULT_ACTION_WEIGHTS)), log, store, batch_size=10)
+        await runner.step()
+        await log.append(_events(600)[300:])
+        await store.drop(runner.name, runner.projection.spaces)  # the view is lost: the first batch is refused
+        calls = store.calls
+        assert await runner.step() == 0
+        assert store.calls - calls <= 1 + 3  # the refused batch and at most those already in flight behind it
+        assert await runner.catch_up() == 600  # rebuilt from the start
 
     asyncio.run(main())
