@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     kafka_write_timeout_seconds: float = 5.0
     # What a projector's reader fetches per partition in one request (MB). It asks for more only
     # once a partition's fetched records are used up, and waits for that fetch: with 4 MB a replay
-    # waited so ~10 % of its time (BENCHMARKS.md §7). Each reader may hold this much per partition.
+    # spent ~10 % of its time waiting for one (BENCHMARKS.md §7). A reader may hold this much per partition.
     kafka_fetch_mb: int = Field(8, ge=1, le=64)
     redis_url: str = "redis://127.0.0.1:16379/0"
     mongo_url: str = "mongodb://127.0.0.1:27018/?directConnection=true"
