@@ -69,7 +69,7 @@ class MovieAugurEvent(DomainEvent):
 
     @property
     def occurred_at(self) -> int:
-        return int(self.timestamp.timestamp())  # to_unix, inline: every projector asks, per event
+        return to_unix(self.timestamp)
 
     @property
     def time_is_content(self) -> bool:

@@ -24,12 +24,11 @@ import types
 import typing
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from datetime import datetime
 from typing import Annotated, Any, Union
 from uuid import UUID
 
 import msgspec
-from eventsourcing.persistence import DatetimeAsISO, Transcoding
+from eventsourcing.persistence import Transcoding
 from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.events import MovieAugurEvent
@@ -37,7 +36,6 @@ from domain.events import MovieAugurEvent
 log = logging.getLogger(__name__)
 
 _as_dict = msgspec.structs.asdict
-_from_iso = datetime.fromisoformat
 _Rejected = msgspec.DecodeError  # ValidationError too
 # Not event content: what decoding sets itself.
 _NOT_FROM_RECORD = frozenset({"originator_id", "originator_version"})
@@ -165,7 +163,6 @@ class TypedRecords:
 
     def __init__(self, transcodings: Mapping[str, Transcoding]):
         self.transcodings = transcodings
-        self._iso_names = frozenset(name for name, transcoding in transcodings.items() if type(transcoding) is DatetimeAsISO)
         kinds = frozenset(transcoding.type for transcoding in transcodings.values())
         classes = list(dict.fromkeys(_event_classes()))  # once each (a class may have two bases)
         topics = Counter(get_topic(cls) for cls in classes)
@@ -202,13 +199,7 @@ class TypedRecords:
         for name in shape.transcoded:
             value = state.get(name)
             if type(value) is _Transcoded:
-                data = value.data
-                # eventsourcing's own DatetimeAsISO is fromisoformat after a check that the data
-                # is a string: called straight, every event's timestamp costs one call, not three.
-                if value.name in self._iso_names and type(data) is str:
-                    state[name] = _from_iso(data)
-                else:
-                    state[name] = self.transcodings[value.name].decode(data)
+                state[name] = self.transcodings[value.name].decode(value.data)
         for name in shape.dicts:
             value = state.get(name)
             if type(value) is dict and "_type_" in value and len(value) == 2:

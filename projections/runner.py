@@ -127,7 +127,6 @@ class Projector:
 
         `self.advanced` tells whether any position moved (it can move past offsets that hold no
         event, such as Kafka's transaction markers, with zero events read)."""
-        await self.refresh_redactions()
         if self._positions is None:
             self._positions = await self.store.positions(self.name)
             if not self._positions:  # a first build, or its store lost the view
@@ -152,7 +151,7 @@ class Projector:
             active = list(sources)
             deadline = time.monotonic() + PIPELINE_SECONDS
             while active:
-                await self.refresh_redactions()  # at most every REDACTIONS_CHECK_SECONDS
+                await self.refresh_redactions()  # before each round's reads; at most every REDACTIONS_CHECK_SECONDS
                 for entry in list(active):
                     stream, partition, source = entry
                     start = starts[source]

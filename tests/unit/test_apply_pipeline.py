@@ -62,6 +62,10 @@ class SlowConcurrentStore(MemoryViewStore):
             self.applied.append((batch.start_offsets["interactions/0"], batch.next_offsets["interactions/0"]))
 
 
+def _popularity(log: MemoryEventLog, store: SlowConcurrentStore) -> Projector:
+    return Projector(PopularityProjection(ActionWeights(DEFAULT_ACTION_WEIGHTS)), log, store, batch_size=10)
+
+
 def _events(n: int) -> list[InteractionRecorded]:
     return [InteractionRecorded.new(event_id=f"e{i}", timestamp=from_unix(1_700_000_000 + i), user_id="u1",
                                     item_type="movie", item_id=f"m{i % 5}", action="view") for i in range(n)]
@@ -73,7 +77,7 @@ def test_batches_of_a_partition_apply_in_order(in_order: bool) -> None:
         log = MemoryEventLog(partitions=1)
         await log.append(_events(50))
         store = SlowConcurrentStore(in_order=in_order)
-        runner = Projector(PopularityProjection(ActionWeights(DEFAULT_ACTION_WEIGHTS)), log, store, batch_size=10)
+        runner = _popularity(log, store)
         assert await runner.step() == 50
         assert store.applied == [(0, 10), (10, 20), (20, 30), (30, 40), (40, 50)]
         assert sum(score for _, score in await store.top(SPACE, {all_time_key("movie"): 1.0}, 0, 10)) == 50
@@ -87,7 +91,7 @@ def test_no_batch_applies_after_one_of_its_partition_failed(in_order: bool) -> N
         log = MemoryEventLog(partitions=1)
         await log.append(_events(50))
         store = SlowConcurrentStore(failing=2, in_order=in_order)
-        runner = Projector(PopularityProjection(ActionWeights(DEFAULT_ACTION_WEIGHTS)), log, store, batch_size=10)
+        runner = _popularity(log, store)
         with pytest.raises(ConnectionError):
             await runner.step()
         assert store.applied == [(0, 10)]  # the batch after the failed one was not applied over the gap
@@ -106,7 +110,7 @@ def test_a_step_of_a_concurrent_store_reads_on_to_the_end_and_waits_once() -> No
         log = MemoryEventLog(partitions=1)
         await log.append(_events(300))
         store = SlowConcurrentStore(in_order=True)
-        runner = Projector(PopularityProjection(ActionWeights(DEFAULT_ACTION_WEIGHTS)), log, store, batch_size=10)
+        runner = _popularity(log, store)
         assert await runner.step() == 300  # 30 batches of one partition
         assert store.applied[-1] == (290, 300) and len(store.applied) == 30
 
@@ -118,7 +122,7 @@ def test_a_step_ends_after_the_round_in_which_its_stop_is_set() -> None:
         log = MemoryEventLog(partitions=1)
         await log.append(_events(300))
         store = SlowConcurrentStore(in_order=True)
-        runner = Projector(PopularityProjection(ActionWeights(DEFAULT_ACTION_WEIGHTS)), log, store, batch_size=10)
+        runner = _popularity(log, store)
         stop = asyncio.Event()
         stop.set()
         assert await runner.step(stop) == 10  # one batch per partition, then it hands back control
@@ -134,7 +138,7 @@ def test_a_step_stops_reading_once_a_batch_was_refused() -> None:
         log = MemoryEventLog(partitions=1)
         await log.append(_events(300))
         store = SlowConcurrentStore(in_order=True)
-        runner = Projector(PopularityProjection(ActionWeights(DEFAULT_ACTION_WEIGHTS)), log, store, batch_size=10)
+        runner = _popularity(log, store)
         await runner.step()
         await log.append(_events(600)[300:])
         await store.drop(runner.name, runner.projection.spaces)  # the view is lost: the first batch is refused
