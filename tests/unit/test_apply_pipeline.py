@@ -17,7 +17,7 @@ from movieaugur.adapters.memory_log import MemoryEventLog
 from movieaugur.adapters.memory_views import MemoryViewStore
 from projections.changes import Batch, StaleTracking
 from projections.popularity import SPACE, PopularityProjection, all_time_key
-from projections.runner import Projector
+from projections.runner import APPLY_DEPTH, Projector
 
 
 class SlowConcurrentStore(MemoryViewStore):
@@ -144,7 +144,7 @@ def test_a_step_stops_reading_once_a_batch_was_refused() -> None:
         await store.drop(runner.name, runner.projection.spaces)  # the view is lost: the first batch is refused
         calls = store.calls
         assert await runner.step() == 0
-        assert store.calls - calls <= 1 + 3  # the refused batch and at most those already in flight behind it
+        assert store.calls - calls <= 1 + APPLY_DEPTH  # the refused batch and at most those already in flight behind it
         assert await runner.catch_up() == 600  # rebuilt from the start
 
     asyncio.run(main())
